@@ -1,0 +1,1 @@
+//! An S3 filesystem: ObjectClient trait, caches, staging, FUSE adapter

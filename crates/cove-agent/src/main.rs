@@ -1,0 +1,2 @@
+//! cove-agent: PID 1 inside every sandbox.
+fn main() {}

@@ -1,0 +1,1 @@
+//! Sandbox networking: bridges, veth, netns, nftables

@@ -1,0 +1,183 @@
+//! The `Runtime` trait: everything the control plane asks of the machine that
+//! runs sandboxes (create, destroy, exec, files, inventory), and its `runc`
+//! backend. Services only ever hold an `Arc<dyn Runtime>`; they never call
+//! `runc`, `mount` or `nft` themselves.
+//!
+//! The trait speaks in sandbox ids and typed requests. It knows nothing of
+//! users, API keys, the store or HTTP.
+
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::pin::Pin;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use cove_api::ids::SandboxId;
+use futures::Stream;
+
+/// A stream of byte chunks (file bodies in both directions).
+pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, std::io::Error>> + Send>>;
+
+/// A stream of exec events; dropping it kills the command inside the sandbox.
+pub type ExecEventStream = Pin<Box<dyn Stream<Item = ExecEvent> + Send>>;
+
+/// What a sandbox is made of. Limits come from the shape; `rootfs` is a
+/// catalog name the runtime resolves to a read-only image (`devbox:1`).
+#[derive(Clone, Debug)]
+pub struct SandboxSpec {
+    pub id: SandboxId,
+    /// Hostname inside the sandbox (the sandbox's name).
+    pub hostname: String,
+    pub rootfs: String,
+    pub vcpu: u32,
+    /// CPU quota in percent of one CPU (25 = a quarter CPU); `None` = `vcpu` whole CPUs.
+    pub cpu_quota_pct: Option<u32>,
+    pub mem_mib: u64,
+    pub disk_mib: u64,
+    pub pids_limit: u32,
+}
+
+/// What a successful create returns: the sandbox is running and its agent answered.
+#[derive(Clone, Debug)]
+pub struct CreatedSandbox {
+    pub ip: Ipv4Addr,
+}
+
+/// One command to run inside a sandbox. `cmd` + `args` are an argv, never a
+/// shell string. `env` already holds the sandbox's envs merged with the
+/// per-exec ones (per-exec wins).
+#[derive(Clone, Debug, Default)]
+pub struct ExecSpec {
+    pub cmd: String,
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub stdin: Option<Bytes>,
+    pub cwd: Option<String>,
+}
+
+/// The result of a buffered exec.
+#[derive(Clone, Debug, Default)]
+pub struct ExecOutput {
+    pub stdout: Bytes,
+    pub stderr: Bytes,
+    pub exit_code: i32,
+    /// Set when the command could not be started (e.g. not found); `exit_code` is then -1.
+    pub error: Option<String>,
+}
+
+/// One event of a streamed exec, in the order produced.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ExecEvent {
+    Stdout(Bytes),
+    Stderr(Bytes),
+    /// The command could not be started, or the agent failed mid-way.
+    Error(String),
+    /// Always the last event of a command that ran.
+    Exit(i32),
+}
+
+/// A sandbox the runtime finds on the machine (for the reconciler).
+#[derive(Clone, Debug)]
+pub struct RuntimeSandbox {
+    pub id: SandboxId,
+    pub state: RuntimeState,
+    pub ip: Option<Ipv4Addr>,
+}
+
+/// What the runtime sees of a sandbox on the machine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RuntimeState {
+    /// Container running and its agent reachable.
+    Running,
+    /// Container exists but stopped, or its agent does not answer.
+    Stopped,
+    /// Leftovers of a half-done create or destroy (dirs, overlay, veth, cgroup).
+    Partial,
+}
+
+/// Host capacity, for `/v1/hosts` and placement.
+#[derive(Clone, Debug)]
+pub struct HostCapacity {
+    pub total_mib: u64,
+    pub free_mib: u64,
+    pub vcpus: u32,
+    pub sandbox_count: u32,
+    /// Catalog names of the images this host can run.
+    pub images: Vec<String>,
+}
+
+/// Errors of the runtime. The server maps each variant to a status once,
+/// exhaustively (no `_ =>`).
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("sandbox {0} not found")]
+    NotFound(SandboxId),
+    #[error("sandbox {0} is not running")]
+    NotRunning(SandboxId),
+    #[error("unknown image {0}")]
+    UnknownImage(String),
+    #[error("no capacity: {0}")]
+    NoCapacity(String),
+    #[error("invalid path: {0}")]
+    InvalidPath(String),
+    #[error("no such file: {0}")]
+    FileNotFound(String),
+    #[error("is a directory: {0}")]
+    IsDirectory(String),
+    #[error("no space left on the sandbox disk")]
+    NoSpace,
+    #[error("{op} of {id} failed: {message}")]
+    Failed { id: SandboxId, op: &'static str, message: String },
+    #[error("agent of {id} unreachable: {message}")]
+    AgentUnreachable { id: SandboxId, message: String },
+    #[error("unsupported on this host: {0}")]
+    Unsupported(String),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+/// The machine side of sandboxes. Implementations: `RuncRuntime` (real
+/// containers) and `MockRuntime` (feature `testing`, for service tests).
+#[async_trait]
+pub trait Runtime: Send + Sync + 'static {
+    /// Creates and starts a sandbox, returning only when its agent answered.
+    /// On failure nothing is left behind (the runtime rolls back itself).
+    async fn create(&self, spec: &SandboxSpec) -> Result<CreatedSandbox, RuntimeError>;
+
+    /// Stops and removes a sandbox and every leftover (container, overlay,
+    /// veth, cgroup, state dir). Idempotent: an unknown id is `Ok`.
+    async fn destroy(&self, id: &SandboxId) -> Result<(), RuntimeError>;
+
+    /// Runs a command to completion through the agent.
+    async fn exec(&self, id: &SandboxId, spec: ExecSpec) -> Result<ExecOutput, RuntimeError>;
+
+    /// Runs a command and streams its output. Dropping the stream kills the
+    /// command. The stream ends after `Exit` (or `Error`).
+    async fn exec_stream(
+        &self,
+        id: &SandboxId,
+        spec: ExecSpec,
+    ) -> Result<ExecEventStream, RuntimeError>;
+
+    /// Writes a file inside the sandbox (parents created), resolved by the
+    /// agent inside the sandbox's root. Returns the bytes written.
+    async fn write_file(
+        &self,
+        id: &SandboxId,
+        path: &str,
+        body: ByteStream,
+    ) -> Result<u64, RuntimeError>;
+
+    /// Reads a file inside the sandbox. Returns its size and its bytes.
+    async fn read_file(&self, id: &SandboxId, path: &str)
+        -> Result<(u64, ByteStream), RuntimeError>;
+
+    /// Every sandbox (or leftover) this runtime finds on the machine.
+    async fn list(&self) -> Result<Vec<RuntimeSandbox>, RuntimeError>;
+
+    /// Host capacity and the images available.
+    async fn capacity(&self) -> Result<HostCapacity, RuntimeError>;
+
+    /// Where this runtime keeps its state (for diagnostics).
+    fn state_dir(&self) -> PathBuf;
+}

@@ -1,0 +1,1 @@
+//! The HTTP control plane: app(state) -> Router, services, jobs

@@ -1,0 +1,1 @@
+//! Store trait with SQLite and PostgreSQL implementations

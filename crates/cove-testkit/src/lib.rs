@@ -1,0 +1,1 @@
+//! Test helpers: S3 server, PostgreSQL, temp servers, users and keys

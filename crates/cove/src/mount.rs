@@ -1,0 +1,8 @@
+//! `cove mount` (being written; see the issue tracker).
+
+#[derive(clap::Args)]
+pub struct Args {}
+
+pub fn run(_args: Args) -> anyhow::Result<()> {
+    anyhow::bail!("cove mount is not built yet")
+}
