@@ -181,3 +181,6 @@ pub trait Runtime: Send + Sync + 'static {
     /// Where this runtime keeps its state (for diagnostics).
     fn state_dir(&self) -> PathBuf;
 }
+
+#[cfg(feature = "testing")]
+pub mod mock;
