@@ -184,3 +184,6 @@ pub trait Runtime: Send + Sync + 'static {
 
 #[cfg(feature = "testing")]
 pub mod mock;
+
+pub mod runc;
+
