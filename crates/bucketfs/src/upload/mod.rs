@@ -1,0 +1,259 @@
+//! Uploading a staged file to its object, atomically.
+//!
+//! Small files (up to one block) go up as one PutObject. Larger files go up
+//! as a multipart upload whose parts are whole blocks (8 MiB, more per part
+//! only when the file would need more than the server's part limit), sent
+//! with bounded parallelism. A part whose blocks are all unchanged since the
+//! base object was read (and lie within it) is not sent at all: it is copied
+//! on the server with UploadPartCopy, conditional on the base's ETag. So
+//! appending to a large file, or changing a few blocks of it, sends only the
+//! changed blocks.
+//!
+//! The object is replaced only when PutObject or CompleteMultipartUpload
+//! succeeds; any failure aborts the multipart upload, so no partial or empty
+//! object ever replaces content. Where the server honours conditional
+//! writes, the write carries `If-Match` (the ETag we read) or
+//! `If-None-Match: *` (a file we created), so it never overwrites an object
+//! another client wrote meanwhile; the caller turns that failure into a
+//! conflict and keeps the data staged.
+
+use bytes::Bytes;
+use futures::stream::{self, StreamExt, TryStreamExt};
+
+use crate::client::{
+    CompletedPart, CreateMultipartUploadParams, ETag, GetObjectParams, ObjectClient,
+    ObjectClientError, ObjectMetadata, PutCondition, PutObjectParams, PutObjectResult,
+    UploadPartCopyParams,
+};
+use crate::fs::{FsError, FsResult};
+use crate::staging::{Block, StagedFile, BLOCK_SIZE};
+
+/// The remote object a staged file started from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BaseObject {
+    pub key: String,
+    pub etag: ETag,
+    /// Bytes of the base still part of the file (shrinks on truncate).
+    pub len: u64,
+}
+
+/// How to upload.
+#[derive(Debug, Clone)]
+pub struct UploadParams {
+    pub key: String,
+    pub metadata: ObjectMetadata,
+    pub content_type: Option<String>,
+    pub condition: Option<PutCondition>,
+    /// Parts in flight at once (memory use is about this × part size).
+    pub concurrency: usize,
+}
+
+/// Fetch absent block `i` of `staged` from `base` into the staged file.
+pub async fn fill_block<C: ObjectClient>(
+    client: &C,
+    staged: &mut StagedFile,
+    base: Option<&BaseObject>,
+    i: usize,
+) -> FsResult<()> {
+    let start = i as u64 * BLOCK_SIZE;
+    let Some(base) = base.filter(|b| start < b.len) else {
+        // Nothing of the base here: the block is zeros.
+        return Ok(staged.fill(i, &[])?);
+    };
+    let end = (start + BLOCK_SIZE).min(base.len);
+    let params = GetObjectParams {
+        range: Some(start..end),
+        if_match: Some(base.etag.clone()),
+    };
+    let got = client
+        .get_object(&base.key, &params)
+        .await
+        .map_err(|e| base_error(&base.key, e))?;
+    if got.body.len() as u64 != end - start {
+        return Err(FsError::Client {
+            operation: "get",
+            key: base.key.clone(),
+            source: ObjectClientError::TruncatedBody {
+                expected: end - start,
+                received: got.body.len() as u64,
+            },
+        });
+    }
+    Ok(staged.fill(i, &got.body)?)
+}
+
+fn base_error(key: &str, e: ObjectClientError) -> FsError {
+    match e {
+        ObjectClientError::PreconditionFailed { .. } | ObjectClientError::NoSuchKey { .. } => {
+            FsError::Conflict {
+                key: key.to_string(),
+            }
+        }
+        source => FsError::Client {
+            operation: "get",
+            key: key.to_string(),
+            source,
+        },
+    }
+}
+
+fn upload_error(key: &str, e: ObjectClientError) -> FsError {
+    match e {
+        ObjectClientError::PreconditionFailed { .. } => FsError::Conflict {
+            key: key.to_string(),
+        },
+        source => FsError::UploadFailed {
+            key: key.to_string(),
+            source,
+        },
+    }
+}
+
+fn read_range(staged: &StagedFile, start: u64, end: u64) -> FsResult<Bytes> {
+    let mut buf = vec![0u8; (end - start) as usize];
+    let n = staged.read(start, &mut buf)?;
+    buf.truncate(n);
+    Ok(Bytes::from(buf))
+}
+
+/// Upload `staged` to `params.key`. On success every block is clean.
+pub async fn upload<C: ObjectClient>(
+    client: &C,
+    staged: &mut StagedFile,
+    base: Option<&BaseObject>,
+    params: &UploadParams,
+) -> FsResult<PutObjectResult> {
+    let size = staged.size();
+    if size <= BLOCK_SIZE {
+        for i in staged.absent_in(0, size) {
+            fill_block(client, staged, base, i).await?;
+        }
+        let body = read_range(staged, 0, size)?;
+        let put = PutObjectParams {
+            metadata: params.metadata.clone(),
+            content_type: params.content_type.clone(),
+            condition: params.condition.clone(),
+        };
+        let result = client
+            .put_object(&params.key, body, &put)
+            .await
+            .map_err(|e| upload_error(&params.key, e))?;
+        staged.mark_all_clean();
+        return Ok(result);
+    }
+    let result = upload_multipart(client, staged, base, params).await?;
+    staged.mark_all_clean();
+    Ok(result)
+}
+
+/// One part of a multipart upload: copied from the base or sent.
+#[derive(Debug, Clone)]
+enum PartSource {
+    Copy { start: u64, end: u64 },
+    Send { start: u64, end: u64 },
+}
+
+fn plan_parts<C: ObjectClient>(
+    client: &C,
+    staged: &StagedFile,
+    base: Option<&BaseObject>,
+) -> Vec<PartSource> {
+    let caps = client.capabilities();
+    let size = staged.size();
+    let blocks = staged.blocks() as u64;
+    let per_part = blocks.div_ceil(u64::from(caps.max_parts.max(1))).max(1);
+    let part_size = per_part * BLOCK_SIZE;
+    let mut parts = Vec::new();
+    let mut start = 0;
+    while start < size {
+        let end = (start + part_size).min(size);
+        let first = (start / BLOCK_SIZE) as usize;
+        let last = ((end - 1) / BLOCK_SIZE) as usize;
+        let unchanged = (first..=last).all(|i| staged.block(i) != Block::Dirty);
+        let copyable = caps.upload_part_copy
+            && unchanged
+            && base.is_some_and(|b| end <= b.len)
+            && (end - start >= caps.min_part_size || end == size);
+        parts.push(if copyable {
+            PartSource::Copy { start, end }
+        } else {
+            PartSource::Send { start, end }
+        });
+        start = end;
+    }
+    parts
+}
+
+async fn upload_multipart<C: ObjectClient>(
+    client: &C,
+    staged: &mut StagedFile,
+    base: Option<&BaseObject>,
+    params: &UploadParams,
+) -> FsResult<PutObjectResult> {
+    let parts = plan_parts(client, staged, base);
+    // Parts that are sent must be wholly local first.
+    for part in &parts {
+        if let PartSource::Send { start, end } = part {
+            for i in staged.absent_in(*start, *end) {
+                fill_block(client, staged, base, i).await?;
+            }
+        }
+    }
+    let key = params.key.as_str();
+    let create = CreateMultipartUploadParams {
+        metadata: params.metadata.clone(),
+        content_type: params.content_type.clone(),
+    };
+    let upload_id = client
+        .create_multipart_upload(key, &create)
+        .await
+        .map_err(|e| upload_error(key, e))?;
+    let staged: &StagedFile = staged;
+    let sent = stream::iter(parts.into_iter().enumerate())
+        .map(|(n, part)| {
+            let upload_id = &upload_id;
+            async move {
+                let part_number = n as u32 + 1;
+                let result = match part {
+                    PartSource::Copy { start, end } => {
+                        let copy = UploadPartCopyParams {
+                            source_key: base.map(|b| b.key.clone()).unwrap_or_default(),
+                            source_range: start..end,
+                            source_if_match: base.map(|b| b.etag.clone()),
+                        };
+                        client
+                            .upload_part_copy(key, upload_id, part_number, &copy)
+                            .await
+                    }
+                    PartSource::Send { start, end } => {
+                        let body = read_range(staged, start, end)?;
+                        client.upload_part(key, upload_id, part_number, body).await
+                    }
+                };
+                let etag = result.map_err(|e| upload_error(key, e))?.etag;
+                Ok::<_, FsError>(CompletedPart { part_number, etag })
+            }
+        })
+        .buffer_unordered(params.concurrency.max(1))
+        .try_collect::<Vec<_>>()
+        .await;
+    let completed = match sent {
+        Ok(mut done) => {
+            done.sort_by_key(|p| p.part_number);
+            client
+                .complete_multipart_upload(key, &upload_id, &done, params.condition.as_ref())
+                .await
+                .map_err(|e| upload_error(key, e))
+        }
+        Err(e) => Err(e),
+    };
+    if completed.is_err() {
+        // Best effort: an upload left open is invisible (it is never an
+        // object) and bucket lifecycle rules reap it; the error that
+        // matters is the one we return.
+        if let Err(e) = client.abort_multipart_upload(key, &upload_id).await {
+            tracing::warn!(key, error = %e, "abort of failed multipart upload failed");
+        }
+    }
+    completed
+}
