@@ -1,0 +1,40 @@
+//! The SQLite store: one file in the state dir, WAL journal so `cove keys
+//! create` can write while a server holds the database open, and a busy
+//! timeout so the two wait for each other instead of failing.
+
+use std::path::Path;
+use std::time::Duration;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::SqlitePool;
+
+use crate::{ServerKey, StoreError};
+
+/// The SQLite implementation of `Store`.
+pub struct SqliteStore {
+    pool: SqlitePool,
+    key: ServerKey,
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) the database file and migrates it.
+    pub async fn open(path: &Path, key: ServerKey) -> Result<Self, StoreError> {
+        let opts = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // NORMAL is durable across process crashes in WAL mode; only a
+            // power cut can lose the last transactions.
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(opts)
+            .await?;
+        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+        Ok(Self { pool, key })
+    }
+}
+
+crate::sql::impl_store!(SqliteStore, sqlx::sqlite::SqliteRow);
