@@ -1,10 +1,136 @@
 //! Sandbox networking: a host bridge with an address range, one network
 //! namespace per sandbox joined to the bridge by a veth pair, addresses
 //! allocated from the range and persisted, and NAT for egress through an
-//! nftables table named `cove`. Every system call and external command goes
-//! through the [`NetSys`] trait, passed in, so unit tests record what an
-//! operation would run. Knows nothing of containers or sandboxes' contents.
+//! nftables table named `cove`. Every external command goes through the
+//! [`NetSys`] trait, passed in, so unit tests record what an operation would
+//! run. Knows nothing of containers or of what runs inside a namespace.
 
+mod attach;
+mod bridge;
+mod leases;
 mod subnet;
+mod sys;
 
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+pub use attach::NetnsName;
+pub use leases::Leases;
 pub use subnet::{Subnet, SubnetError};
+pub use sys::{CommandNetSys, NetSys};
+#[cfg(any(test, feature = "testing"))]
+pub use sys::RecordingNetSys;
+
+/// Errors of network operations.
+#[derive(Debug, thiserror::Error)]
+pub enum NetError {
+    #[error("`{command}` failed: {stderr}")]
+    Command { command: String, stderr: String },
+    #[error("no free address left in {0}")]
+    Exhausted(Subnet),
+    #[error("lease store {path}: {source}")]
+    Leases { path: PathBuf, source: std::io::Error },
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+/// Where and how sandboxes are networked.
+#[derive(Clone, Debug)]
+pub struct NetConfig {
+    /// Host bridge name (at most 15 bytes).
+    pub bridge: String,
+    /// The bridge's range; its first host address is the gateway.
+    pub subnet: Subnet,
+    /// Prefix of host-side veth names (with 11 characters of the sandbox id).
+    pub veth_prefix: String,
+    /// Masquerade egress from the subnet and turn on IPv4 forwarding.
+    pub nat: bool,
+    /// Directory of address leases (one file per address in use).
+    pub leases_dir: PathBuf,
+}
+
+/// One sandbox's place on the network.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Attachment {
+    pub netns: NetnsName,
+    pub host_veth: String,
+    pub ip: Ipv4Addr,
+}
+
+/// The network of one runtime: its bridge, leases and NAT rules.
+pub struct Network {
+    cfg: NetConfig,
+    sys: Arc<dyn NetSys>,
+    leases: Leases,
+}
+
+impl Network {
+    /// A network over `sys`; nothing is touched until [`ensure`](Self::ensure).
+    pub fn new(cfg: NetConfig, sys: Arc<dyn NetSys>) -> Network {
+        let leases = Leases::new(cfg.leases_dir.clone(), cfg.subnet);
+        Network { cfg, sys, leases }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &NetConfig {
+        &self.cfg
+    }
+
+    /// The address leases.
+    pub fn leases(&self) -> &Leases {
+        &self.leases
+    }
+
+    /// Creates the bridge, its address and the NAT rules when missing. Idempotent.
+    pub fn ensure(&self) -> Result<(), NetError> {
+        bridge::ensure(self.sys.as_ref(), &self.cfg)
+    }
+
+    /// Allocates an address for `owner`, creates the namespace and the veth
+    /// pair and configures both ends. Undoes what it did on failure.
+    pub fn attach(&self, owner: &str) -> Result<Attachment, NetError> {
+        let ip = self.leases.allocate(owner)?;
+        let att = Attachment {
+            netns: NetnsName::for_owner(owner),
+            host_veth: attach::veth_name(&self.cfg.veth_prefix, owner),
+            ip,
+        };
+        match attach::attach(self.sys.as_ref(), &self.cfg, &att) {
+            Ok(()) => Ok(att),
+            Err(e) => {
+                let _ = self.detach(&att);
+                Err(e)
+            }
+        }
+    }
+
+    /// The attachment `owner` would have with address `ip` (for cleanup of
+    /// an attachment known only by its owner).
+    pub fn attachment_of(&self, owner: &str, ip: Ipv4Addr) -> Attachment {
+        Attachment {
+            netns: NetnsName::for_owner(owner),
+            host_veth: attach::veth_name(&self.cfg.veth_prefix, owner),
+            ip,
+        }
+    }
+
+    /// Removes the veth, the namespace and the lease. Idempotent.
+    pub fn detach(&self, att: &Attachment) -> Result<(), NetError> {
+        attach::detach(self.sys.as_ref(), att)?;
+        self.leases.release(att.ip)?;
+        Ok(())
+    }
+
+    /// Removes what is left of `owner`'s attachment when its address is unknown.
+    pub fn detach_owner(&self, owner: &str) -> Result<(), NetError> {
+        let att = self.attachment_of(owner, Ipv4Addr::UNSPECIFIED);
+        attach::detach(self.sys.as_ref(), &att)?;
+        self.leases.release_owner(owner)
+    }
+
+    /// Whether the host-side veth of `owner` exists.
+    pub fn veth_exists(&self, owner: &str) -> bool {
+        self.sys.link_exists(&attach::veth_name(&self.cfg.veth_prefix, owner))
+    }
+}

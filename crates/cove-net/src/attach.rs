@@ -1,0 +1,117 @@
+//! One sandbox's attachment: a named network namespace (`ip netns`, so it
+//! outlives any process and a restarted server finds it), a veth pair with
+//! `eth0` inside, the address and default route inside, `lo` up (runc only
+//! brings `lo` up in namespaces it creates itself).
+
+use std::path::{Path, PathBuf};
+
+use crate::sys::NetSys;
+use crate::{Attachment, NetConfig, NetError};
+
+/// The name of a sandbox's network namespace (`/run/netns/<name>`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NetnsName(String);
+
+impl NetnsName {
+    /// The namespace of `owner`.
+    pub fn for_owner(owner: &str) -> NetnsName {
+        NetnsName(format!("cove-{owner}"))
+    }
+
+    /// The name as `ip netns` knows it.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Its bind-mounted file, for `setns` and the OCI config.
+    pub fn path(&self) -> PathBuf {
+        Path::new("/run/netns").join(&self.0)
+    }
+}
+
+/// Host-side veth name: the prefix and the id's last (random) characters,
+/// within the kernel's 15-byte limit.
+pub fn veth_name(prefix: &str, owner: &str) -> String {
+    let room = 15usize.saturating_sub(prefix.len()).min(owner.len());
+    let tail = &owner[owner.len() - room..];
+    format!("{prefix}{tail}")
+}
+
+pub fn attach(sys: &dyn NetSys, cfg: &NetConfig, att: &Attachment) -> Result<(), NetError> {
+    let ns = att.netns.as_str();
+    sys.run("ip", &["netns", "add", ns], None)?;
+    let host = format!(
+        "link add {v} type veth peer name eth0 netns {ns}\nlink set {v} master {br} up\n",
+        v = att.host_veth,
+        br = cfg.bridge,
+    );
+    sys.run("ip", &["-batch", "-"], Some(&host))?;
+    let inside = format!(
+        "link set lo up\naddr add {ip}/{p} dev eth0\nlink set eth0 up\nroute add default via {gw}\n",
+        ip = att.ip,
+        p = cfg.subnet.prefix(),
+        gw = cfg.subnet.gateway(),
+    );
+    sys.run("ip", &["-n", ns, "-batch", "-"], Some(&inside))?;
+    Ok(())
+}
+
+pub fn detach(sys: &dyn NetSys, att: &Attachment) -> Result<(), NetError> {
+    if sys.link_exists(&att.host_veth) {
+        match sys.run("ip", &["link", "del", &att.host_veth], None) {
+            Ok(_) => {}
+            Err(_) if !sys.link_exists(&att.host_veth) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    // Deleting the namespace also deletes eth0 (and with it the pair).
+    if sys.path_exists(&att.netns.path()) {
+        sys.run("ip", &["netns", "del", att.netns.as_str()], None)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::{Network, RecordingNetSys};
+
+    #[test]
+    fn veth_names_fit_the_kernel_limit() {
+        let v = veth_name("cv", "sb_01jd0000000000000000000000");
+        assert_eq!(v.len(), 15);
+        assert!(v.starts_with("cv"));
+        assert_eq!(veth_name("cv", "ab"), "cvab");
+    }
+
+    #[test]
+    fn attach_configures_both_ends_and_failed_attach_rolls_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let sys = Arc::new(RecordingNetSys::default());
+        let cfg = NetConfig {
+            bridge: "covt9".into(),
+            subnet: "10.212.0.0/24".parse().unwrap(),
+            veth_prefix: "ct".into(),
+            nat: false,
+            leases_dir: dir.path().into(),
+        };
+        let net = Network::new(cfg, sys.clone());
+        let att = net.attach("sb_x").unwrap();
+        let calls = sys.calls();
+        assert_eq!(calls[0], "ip netns add cove-sb_x");
+        assert!(calls[1].contains("link add ctsb_x type veth peer name eth0 netns cove-sb_x"));
+        assert!(calls[1].contains("link set ctsb_x master covt9 up"));
+        assert!(calls[2].starts_with("ip -n cove-sb_x -batch -"));
+        assert!(calls[2].contains(&format!("addr add {}/24 dev eth0", att.ip)));
+        assert!(calls[2].contains("route add default via 10.212.0.1"));
+        assert!(calls[2].contains("link set lo up"));
+
+        *sys.fail_on.lock().unwrap() = Some("-n cove-sb_y".into());
+        assert!(net.attach("sb_y").is_err());
+        // Its lease is gone again: only sb_x holds one.
+        let leases = net.leases().all().unwrap();
+        assert_eq!(leases.values().collect::<Vec<_>>(), vec!["sb_x"]);
+    }
+}
