@@ -14,5 +14,6 @@ pub mod fs;
 pub mod memory;
 pub mod metrics;
 pub mod prefetch;
+pub mod s3;
 pub mod staging;
 pub mod upload;
