@@ -73,3 +73,13 @@ test("listHosts and iterateHosts show this host with capacity", async () => {
     hosts.map((x) => x.id),
   );
 });
+
+test("authHeaders with Authorization: Bearer authenticate like X-Api-Key", async () => {
+  const viaKey = await envClient().whoami();
+  const bearer = new CreateosSandboxClient({
+    baseUrl: BASE_URL,
+    authHeaders: { Authorization: `Bearer ${API_KEY}` },
+  });
+  const viaBearer = await bearer.whoami();
+  assert.equal(viaBearer.user_id, viaKey.user_id);
+});
