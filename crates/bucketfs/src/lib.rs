@@ -10,10 +10,10 @@ pub mod client;
 #[cfg(feature = "testing")]
 pub mod faults;
 pub mod fs;
+pub mod fuse;
 #[cfg(feature = "testing")]
 pub mod memory;
 pub mod metrics;
 pub mod prefetch;
-pub mod s3;
 pub mod staging;
 pub mod upload;

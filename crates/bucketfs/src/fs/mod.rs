@@ -192,6 +192,21 @@ impl<C: ObjectClient> Filesystem<C> {
             .unwrap_or(Duration::from_secs(24 * 3600))
     }
 
+    /// Kind of `ino`, if known (for opendir).
+    pub fn table_kind(&self, ino: u64) -> Option<FileKind> {
+        self.table().get(ino).map(|i| i.attr.kind)
+    }
+
+    /// Parent of `ino` (the root is its own parent).
+    pub fn parent_of(&self, ino: u64) -> u64 {
+        self.table().get(ino).map_or(ROOT_INO, |i| i.parent)
+    }
+
+    /// Cached attributes of `ino`, if known (no request).
+    pub fn getattr_cached(&self, ino: u64) -> Option<Attr> {
+        self.table().get(ino).map(|i| i.attr.clone())
+    }
+
     /// Attributes of `ino` as cached (no request).
     fn cached_attr(&self, ino: u64) -> FsResult<Attr> {
         self.table()

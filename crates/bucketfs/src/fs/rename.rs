@@ -11,6 +11,7 @@
 //!   intermediate states: the rename is not atomic (`SEMANTICS.md`).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Instant;
 
 use futures::stream::{self, StreamExt, TryStreamExt};
@@ -158,31 +159,37 @@ impl<C: ObjectClient> Filesystem<C> {
         let new_prefix = self.dir_prefix(&new_path);
         let keys = self.list_all(&old_prefix).await?;
         // Copy everything first…
-        let copied: Vec<(String, ETag)> = stream::iter(keys.iter())
-            .map(|key| {
+        let client = Arc::clone(&self.client);
+        let copied: Vec<(String, ETag)> = stream::iter(keys.clone())
+            .map(move |key| {
+                let client = Arc::clone(&client);
                 let new_key = format!("{new_prefix}{}", &key[old_prefix.len()..]);
                 async move {
                     let params = CopyObjectParams {
                         metadata_directive: MetadataDirective::Copy,
                         source_if_match: None,
                     };
-                    self.client
-                        .copy_object(key, &new_key, &params)
+                    client
+                        .copy_object(&key, &new_key, &params)
                         .await
                         .map(|r| (new_key, r.etag))
-                        .map_err(|e| FsError::client("copy", key, e))
+                        .map_err(|e| FsError::client("copy", &key, e))
                 }
             })
             .buffer_unordered(DIR_RENAME_CONCURRENCY)
             .try_collect()
             .await?;
         // …then delete the originals.
-        stream::iter(keys.iter())
-            .map(|key| async move {
-                self.client
-                    .delete_object(key)
-                    .await
-                    .map_err(|e| FsError::client("delete", key, e))
+        let client = Arc::clone(&self.client);
+        stream::iter(keys)
+            .map(move |key| {
+                let client = Arc::clone(&client);
+                async move {
+                    client
+                        .delete_object(&key)
+                        .await
+                        .map_err(|e| FsError::client("delete", &key, e))
+                }
             })
             .buffer_unordered(DIR_RENAME_CONCURRENCY)
             .try_collect::<Vec<()>>()

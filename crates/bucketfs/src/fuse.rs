@@ -1,0 +1,629 @@
+//! The FUSE adapter: converts `fuser` requests into calls on
+//! [`Filesystem`] and its results into replies. No filesystem logic lives
+//! here. Every request is handed to the tokio runtime as a task that replies
+//! when done, so slow requests (an upload on close) never block others.
+
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::io;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use fuser::{
+    BackgroundSession, Config, Errno, FileAttr, FileHandle, FileType, FopenFlags, Generation,
+    INodeNo, InitFlags, KernelConfig, LockOwner, MountOption, OpenFlags, RenameFlags, ReplyAttr,
+    ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen,
+    ReplyStatfs, ReplyWrite, Request, SessionACL, TimeOrNow, WriteFlags,
+};
+use tokio::runtime::Handle;
+
+use crate::client::ObjectClient;
+use crate::fs::{Attr, DirEntry, FileKind, Filesystem, FsError, OpenReply, SetAttr};
+
+/// How to mount.
+#[derive(Debug, Clone, Default)]
+pub struct MountOptions {
+    /// Shown as the mount's source (e.g. the bucket name).
+    pub fs_name: String,
+    /// Let other users access the mount (needs `user_allow_other` for
+    /// non-root).
+    pub allow_other: bool,
+    /// Mount read-only (the filesystem also refuses changes with EROFS).
+    pub read_only: bool,
+}
+
+/// The `fuser::Filesystem` over our filesystem.
+pub struct FuseAdapter<C: ObjectClient> {
+    fs: Arc<Filesystem<C>>,
+    rt: Handle,
+    /// Directory snapshots by handle: taken at offset 0, so paging through
+    /// a directory with later offsets is consistent.
+    dirs: Arc<Mutex<HashMap<u64, Vec<DirEntry>>>>,
+    next_dir: AtomicU64,
+}
+
+impl<C: ObjectClient> FuseAdapter<C> {
+    /// An adapter running requests on `rt`.
+    pub fn new(fs: Arc<Filesystem<C>>, rt: Handle) -> Self {
+        Self {
+            fs,
+            rt,
+            dirs: Arc::default(),
+            next_dir: AtomicU64::new(1),
+        }
+    }
+}
+
+/// Mount `fs` on `mountpoint` in a background thread.
+pub fn spawn_mount<C: ObjectClient>(
+    fs: Arc<Filesystem<C>>,
+    rt: Handle,
+    mountpoint: &Path,
+    options: &MountOptions,
+) -> io::Result<BackgroundSession> {
+    let mut mount_options = vec![
+        MountOption::FSName(options.fs_name.clone()),
+        MountOption::Subtype("bucketfs".into()),
+        MountOption::DefaultPermissions,
+        MountOption::NoDev,
+        MountOption::NoSuid,
+    ];
+    if options.read_only {
+        mount_options.push(MountOption::RO);
+    }
+    let mut config = Config::default();
+    config.mount_options = mount_options;
+    config.acl = if options.allow_other {
+        SessionACL::All
+    } else {
+        SessionACL::Owner
+    };
+    let session = fuser::Session::new(FuseAdapter::new(fs, rt), mountpoint, &config)?;
+    session.spawn()
+}
+
+fn errno(e: &FsError) -> Errno {
+    if matches!(
+        e,
+        FsError::UploadFailed { .. } | FsError::Client { .. } | FsError::Conflict { .. }
+    ) {
+        tracing::warn!(error = %e, "request failed");
+    }
+    Errno::from_i32(e.errno())
+}
+
+fn file_type(kind: FileKind) -> FileType {
+    match kind {
+        FileKind::File => FileType::RegularFile,
+        FileKind::Directory => FileType::Directory,
+        FileKind::Symlink => FileType::Symlink,
+    }
+}
+
+fn to_attr(ino: u64, a: &Attr) -> FileAttr {
+    FileAttr {
+        ino: INodeNo(ino),
+        size: a.size,
+        blocks: a.size.div_ceil(512),
+        atime: a.atime,
+        mtime: a.mtime,
+        ctime: a.ctime,
+        crtime: a.mtime,
+        kind: file_type(a.kind),
+        perm: (a.perm & 0o7777) as u16,
+        nlink: if a.kind == FileKind::Directory { 2 } else { 1 },
+        uid: a.uid,
+        gid: a.gid,
+        rdev: 0,
+        // Large blocks make cp and friends use large buffers.
+        blksize: 128 * 1024,
+        flags: 0,
+    }
+}
+
+fn name_str(name: &OsStr) -> Result<String, Errno> {
+    name.to_str().map(str::to_string).ok_or(Errno::EINVAL)
+}
+
+fn open_flags(r: &OpenReply) -> FopenFlags {
+    if r.keep_cache {
+        FopenFlags::FOPEN_KEEP_CACHE
+    } else {
+        FopenFlags::empty()
+    }
+}
+
+fn time(t: TimeOrNow) -> SystemTime {
+    match t {
+        TimeOrNow::SpecificTime(t) => t,
+        TimeOrNow::Now => SystemTime::now(),
+    }
+}
+
+macro_rules! name_or_reply {
+    ($name:expr, $reply:expr) => {
+        match name_str($name) {
+            Ok(n) => n,
+            Err(e) => return $reply.error(e),
+        }
+    };
+}
+
+impl<C: ObjectClient> fuser::Filesystem for FuseAdapter<C> {
+    fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> io::Result<()> {
+        let wanted = InitFlags::FUSE_DO_READDIRPLUS
+            | InitFlags::FUSE_ATOMIC_O_TRUNC
+            | InitFlags::FUSE_PARALLEL_DIROPS;
+        if let Err(missing) = config.add_capabilities(wanted) {
+            tracing::debug!(?missing, "kernel lacks some FUSE capabilities");
+        }
+        if let Err(max) = config.set_max_readahead(4 << 20) {
+            let _ = config.set_max_readahead(max);
+        }
+        if let Err(max) = config.set_max_write(1 << 20) {
+            let _ = config.set_max_write(max);
+        }
+        let _ = config.set_max_background(64);
+        Ok(())
+    }
+
+    fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        let name = name_or_reply!(name, reply);
+        let fs = Arc::clone(&self.fs);
+        self.rt.spawn(async move {
+            match fs.lookup(parent.0, &name).await {
+                Ok((ino, attr)) => {
+                    reply.entry(&fs.kernel_ttl(), &to_attr(ino, &attr), Generation(0))
+                }
+                Err(e) => reply.error(errno(&e)),
+            }
+        });
+    }
+
+    fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
+        self.fs.forget(ino.0, nlookup);
+    }
+
+    fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        let fs = Arc::clone(&self.fs);
+        self.rt.spawn(async move {
+            match fs.getattr(ino.0).await {
+                Ok(attr) => reply.attr(&fs.kernel_ttl(), &to_attr(ino.0, &attr)),
+                Err(e) => reply.error(errno(&e)),
+            }
+        });
+    }
+
+    fn setattr(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        mode: Option<u32>,
+        uid: Option<u32>,
+        gid: Option<u32>,
+        size: Option<u64>,
+        atime: Option<TimeOrNow>,
+        mtime: Option<TimeOrNow>,
+        _ctime: Option<SystemTime>,
+        fh: Option<FileHandle>,
+        _crtime: Option<SystemTime>,
+        _chgtime: Option<SystemTime>,
+        _bkuptime: Option<SystemTime>,
+        _flags: Option<fuser::BsdFileFlags>,
+        reply: ReplyAttr,
+    ) {
+        let set = SetAttr {
+            mode,
+            uid,
+            gid,
+            size,
+            atime: atime.map(time),
+            mtime: mtime.map(time),
+            fh: fh.map(|f| f.0),
+        };
+        let fs = Arc::clone(&self.fs);
+        self.rt.spawn(async move {
+            match fs.setattr(ino.0, set).await {
+                Ok(attr) => reply.attr(&fs.kernel_ttl(), &to_attr(ino.0, &attr)),
+                Err(e) => reply.error(errno(&e)),
+            }
+        });
+    }
+
+    fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
+        let fs = Arc::clone(&self.fs);
+        self.rt.spawn(async move {
+            match fs.readlink(ino.0).await {
+                Ok(t) => reply.data(t.as_bytes()),
+                Err(e) => reply.error(errno(&e)),
+            }
+        });
+    }
+
+    fn mkdir(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        umask: u32,
+        reply: ReplyEntry,
+    ) {
+        let name = name_or_reply!(name, reply);
+        let (uid, gid) = (req.uid(), req.gid());
+        let fs = Arc::clone(&self.fs);
+        self.rt.spawn(async move {
+            match fs.mkdir(parent.0, &name, mode & !umask, uid, gid).await {
+                Ok((ino, attr)) => {
+                    reply.entry(&fs.kernel_ttl(), &to_attr(ino, &attr), Generation(0))
+                }
+                Err(e) => reply.error(errno(&e)),
+            }
+        });
+    }
+
+    fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let name = name_or_reply!(name, reply);
+        let fs = Arc::clone(&self.fs);
+        self.rt.spawn(async move {
+            match fs.unlink(parent.0, &name).await {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(errno(&e)),
+            }
+        });
+    }
+
+    fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let name = name_or_reply!(name, reply);
+        let fs = Arc::clone(&self.fs);
+        self.rt.spawn(async move {
+            match fs.rmdir(parent.0, &name).await {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(errno(&e)),
+            }
+        });
+    }
+
+    fn symlink(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        link_name: &OsStr,
+        target: &Path,
+        reply: ReplyEntry,
+    ) {
+        let name = name_or_reply!(link_name, reply);
+        let target = name_or_reply!(target.as_os_str(), reply);
+        let (uid, gid) = (req.uid(), req.gid());
+        let fs = Arc::clone(&self.fs);
+        self.rt.spawn(async move {
+            match fs.symlink(parent.0, &name, &target, uid, gid).await {
+                Ok((ino, attr)) => {
+                    reply.entry(&fs.kernel_ttl(), &to_attr(ino, &attr), Generation(0))
+                }
+                Err(e) => reply.error(errno(&e)),
+            }
+        });
+    }
+
+    fn rename(
+        &self,
+        _req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        newparent: INodeNo,
+        newname: &OsStr,
+        flags: RenameFlags,
+        reply: ReplyEmpty,
+    ) {
+        let name = name_or_reply!(name, reply);
+        let newname = name_or_reply!(newname, reply);
+        let fs = Arc::clone(&self.fs);
+        self.rt.spawn(async move {
+            match fs
+                .rename(parent.0, &name, newparent.0, &newname, flags.bits())
+                .await
+            {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(errno(&e)),
+            }
+        });
+    }
+
+    fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        let fs = Arc::clone(&self.fs);
+        self.rt.spawn(async move {
+            match fs.open(ino.0, flags.0).await {
+                Ok(r) => reply.opened(FileHandle(r.fh), open_flags(&r)),
+                Err(e) => reply.error(errno(&e)),
+            }
+        });
+    }
+
+    fn read(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        size: u32,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyData,
+    ) {
+        let fs = Arc::clone(&self.fs);
+        self.rt.spawn(async move {
+            match fs.read(fh.0, offset, size).await {
+                Ok(data) => reply.data(&data),
+                Err(e) => reply.error(errno(&e)),
+            }
+        });
+    }
+
+    fn write(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        data: &[u8],
+        _write_flags: WriteFlags,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyWrite,
+    ) {
+        let data = data.to_vec();
+        let fs = Arc::clone(&self.fs);
+        self.rt.spawn(async move {
+            match fs.write(fh.0, offset, &data).await {
+                Ok(n) => reply.written(n),
+                Err(e) => reply.error(errno(&e)),
+            }
+        });
+    }
+
+    fn flush(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _lock_owner: LockOwner,
+        reply: ReplyEmpty,
+    ) {
+        let fs = Arc::clone(&self.fs);
+        self.rt.spawn(async move {
+            match fs.flush(fh.0).await {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(errno(&e)),
+            }
+        });
+    }
+
+    fn release(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        _flush: bool,
+        reply: ReplyEmpty,
+    ) {
+        let fs = Arc::clone(&self.fs);
+        self.rt.spawn(async move {
+            match fs.release(fh.0).await {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(errno(&e)),
+            }
+        });
+    }
+
+    fn fsync(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _datasync: bool,
+        reply: ReplyEmpty,
+    ) {
+        let fs = Arc::clone(&self.fs);
+        self.rt.spawn(async move {
+            match fs.fsync(fh.0).await {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(errno(&e)),
+            }
+        });
+    }
+
+    fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        match self.fs.table_kind(ino.0) {
+            Some(FileKind::Directory) => {
+                let fh = self.next_dir.fetch_add(1, Ordering::Relaxed);
+                reply.opened(FileHandle(fh), FopenFlags::empty());
+            }
+            Some(_) => reply.error(Errno::ENOTDIR),
+            None => reply.error(Errno::ESTALE),
+        }
+    }
+
+    fn readdir(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectory,
+    ) {
+        let fs = Arc::clone(&self.fs);
+        let dirs = Arc::clone(&self.dirs);
+        self.rt.spawn(async move {
+            let entries = match snapshot(&fs, &dirs, ino.0, fh.0, offset).await {
+                Ok(e) => e,
+                Err(e) => return reply.error(errno(&e)),
+            };
+            for (i, (eino, name, kind)) in entries.iter().enumerate().skip(offset as usize) {
+                if reply.add(INodeNo(*eino), i as u64 + 1, file_type(*kind), name) {
+                    break;
+                }
+            }
+            reply.ok();
+        });
+    }
+
+    fn readdirplus(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectoryPlus,
+    ) {
+        let fs = Arc::clone(&self.fs);
+        let dirs = Arc::clone(&self.dirs);
+        self.rt.spawn(async move {
+            if let Err(e) = snapshot(&fs, &dirs, ino.0, fh.0, offset).await {
+                return reply.error(errno(&e));
+            }
+            let ttl = fs.kernel_ttl();
+            let parent_attr = fs.getattr_cached(ino.0);
+            let listing = dirs
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(&fh.0)
+                .cloned()
+                .unwrap_or_default();
+            let dots = dot_entries(&fs, ino.0, parent_attr);
+            let all = dots.into_iter().chain(listing);
+            for (i, e) in all.enumerate().skip(offset as usize) {
+                let full = reply.add(
+                    INodeNo(e.ino),
+                    i as u64 + 1,
+                    &e.name,
+                    &ttl,
+                    &to_attr(e.ino, &e.attr),
+                    Generation(0),
+                );
+                if full {
+                    break;
+                }
+                if e.name != "." && e.name != ".." {
+                    // The kernel now holds a reference to this inode.
+                    fs.remember(e.ino);
+                }
+            }
+            reply.ok();
+        });
+    }
+
+    fn releasedir(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        reply: ReplyEmpty,
+    ) {
+        self.dirs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&fh.0);
+        reply.ok();
+    }
+
+    fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+        let s = self.fs.statfs();
+        reply.statfs(
+            s.blocks, s.bfree, s.bavail, s.files, s.ffree, s.bsize, s.namelen, s.bsize,
+        );
+    }
+
+    fn create(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        umask: u32,
+        flags: i32,
+        reply: ReplyCreate,
+    ) {
+        let name = name_or_reply!(name, reply);
+        let (uid, gid) = (req.uid(), req.gid());
+        let fs = Arc::clone(&self.fs);
+        self.rt.spawn(async move {
+            match fs
+                .create(parent.0, &name, mode & !umask, uid, gid, flags)
+                .await
+            {
+                Ok((ino, attr, r)) => reply.created(
+                    &fs.kernel_ttl(),
+                    &to_attr(ino, &attr),
+                    Generation(0),
+                    FileHandle(r.fh),
+                    open_flags(&r),
+                ),
+                Err(e) => reply.error(errno(&e)),
+            }
+        });
+    }
+}
+
+type Listing = (u64, String, FileKind);
+
+/// The `.`/`..` entries followed by the directory's entries, listed at
+/// offset 0 and kept for later offsets.
+async fn snapshot<C: ObjectClient>(
+    fs: &Filesystem<C>,
+    dirs: &Mutex<HashMap<u64, Vec<DirEntry>>>,
+    ino: u64,
+    fh: u64,
+    offset: u64,
+) -> Result<Vec<Listing>, FsError> {
+    let cached = dirs
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(&fh)
+        .cloned();
+    let entries = match cached {
+        Some(e) if offset > 0 => e,
+        _ => {
+            let e = fs.readdir(ino).await?;
+            dirs.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(fh, e.clone());
+            e
+        }
+    };
+    let parent = fs.parent_of(ino);
+    let mut out = vec![
+        (ino, ".".to_string(), FileKind::Directory),
+        (parent, "..".to_string(), FileKind::Directory),
+    ];
+    out.extend(entries.into_iter().map(|e| (e.ino, e.name, e.attr.kind)));
+    Ok(out)
+}
+
+fn dot_entries<C: ObjectClient>(fs: &Filesystem<C>, ino: u64, attr: Option<Attr>) -> Vec<DirEntry> {
+    let Some(attr) = attr else {
+        return Vec::new();
+    };
+    let parent = fs.parent_of(ino);
+    let parent_attr = fs.getattr_cached(parent).unwrap_or_else(|| attr.clone());
+    vec![
+        DirEntry {
+            ino,
+            name: ".".into(),
+            attr,
+        },
+        DirEntry {
+            ino: parent,
+            name: "..".into(),
+            attr: parent_attr,
+        },
+    ]
+}
+
+/// How long `cove mount` waits between checks that the session still runs.
+pub const SESSION_POLL: Duration = Duration::from_millis(200);
