@@ -78,6 +78,7 @@ test("authHeaders with Authorization: Bearer authenticate like X-Api-Key", async
   const viaKey = await envClient().whoami();
   const bearer = new CreateosSandboxClient({
     baseUrl: BASE_URL,
+    apiKey: "", // blank, so the env key does not clash with authHeaders
     authHeaders: { Authorization: `Bearer ${API_KEY}` },
   });
   const viaBearer = await bearer.whoami();
