@@ -362,4 +362,48 @@ mod tests {
         assert_eq!(encode_key("é?#%"), "%C3%A9%3F%23%25");
         assert_eq!(copy_source("bk", "d/a b"), "/bk/d/a%20b");
     }
+
+    fn url_of(
+        config: S3Config,
+        key: Option<&str>,
+        query: &[(&'static str, &str)],
+    ) -> (String, String) {
+        let client = super::super::S3Client::new(config).expect("client");
+        let mut req = Request::new(Op::Get, Method::GET, key);
+        for (k, v) in query {
+            req = req.query(k, *v);
+        }
+        client.inner.url(&req)
+    }
+
+    #[test]
+    fn path_style_and_virtual_hosted_urls() {
+        let path = S3Config::new("bk", "garage").with_endpoint("http://127.0.0.1:3900");
+        assert_eq!(
+            url_of(path.clone(), Some("d/a b"), &[]),
+            (
+                "http://127.0.0.1:3900/bk/d/a%20b".into(),
+                "127.0.0.1:3900".into()
+            )
+        );
+        assert_eq!(
+            url_of(path, None, &[("prefix", "a b+/"), ("list-type", "2")]),
+            (
+                "http://127.0.0.1:3900/bk?list-type=2&prefix=a%20b%2B%2F".into(),
+                "127.0.0.1:3900".into()
+            )
+        );
+        let aws = S3Config::new("bk", "eu-west-1");
+        assert_eq!(
+            url_of(aws.clone(), Some("k"), &[]),
+            (
+                "https://bk.s3.eu-west-1.amazonaws.com/k".into(),
+                "bk.s3.eu-west-1.amazonaws.com".into()
+            )
+        );
+        assert_eq!(
+            url_of(aws, None, &[]).0,
+            "https://bk.s3.eu-west-1.amazonaws.com/"
+        );
+    }
 }
