@@ -258,3 +258,6 @@ fn build_http(config: &S3Config) -> Result<reqwest::Client, S3Error> {
             message: e.to_string(),
         })
 }
+
+#[cfg(test)]
+mod tests;
