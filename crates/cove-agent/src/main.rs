@@ -27,7 +27,9 @@ fn parse_args() -> Result<Args, String> {
     let mut it = std::env::args_os().skip(1);
     while let Some(a) = it.next() {
         let value = |it: &mut dyn Iterator<Item = std::ffi::OsString>| {
-            it.next().map(PathBuf::from).ok_or_else(|| format!("{a:?} needs a value"))
+            it.next()
+                .map(PathBuf::from)
+                .ok_or_else(|| format!("{a:?} needs a value"))
         };
         match a.to_str() {
             Some("--root") => args.root = value(&mut it)?,

@@ -22,7 +22,9 @@ pub struct Reaper {
 impl Reaper {
     /// Starts the reaper task on the current runtime.
     pub fn start() -> std::io::Result<Arc<Reaper>> {
-        let reaper = Arc::new(Reaper { owned: Mutex::new(HashSet::new()) });
+        let reaper = Arc::new(Reaper {
+            owned: Mutex::new(HashSet::new()),
+        });
         let mut sigchld = signal(SignalKind::child())?;
         let r = reaper.clone();
         tokio::spawn(async move {
@@ -52,19 +54,31 @@ impl Reaper {
     fn scan(&self) {
         let owned = self.lock();
         let me = std::process::id() as i32;
-        let Ok(dir) = std::fs::read_dir("/proc") else { return };
+        let Ok(dir) = std::fs::read_dir("/proc") else {
+            return;
+        };
         for entry in dir.flatten() {
-            let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|s| s.parse::<i32>().ok())
+            else {
                 continue;
             };
             if owned.contains(&pid) {
                 continue;
             }
-            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                continue;
+            };
             // Fields after the last ')' (the comm may contain spaces): state ppid …
-            let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else { continue };
+            let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+                continue;
+            };
             let mut f = rest.split_whitespace();
-            let (Some(state), Some(ppid)) = (f.next(), f.next()) else { continue };
+            let (Some(state), Some(ppid)) = (f.next(), f.next()) else {
+                continue;
+            };
             if state == "Z" && ppid.parse::<i32>().ok() == Some(me) {
                 if let Some(p) = Pid::from_raw(pid) {
                     let _ = rustix::process::waitpid(Some(p), WaitOptions::NOHANG);

@@ -1,5 +1,6 @@
-//! One sandbox's attachment: a named network namespace (`ip netns`, so it
-//! outlives any process and a restarted server finds it), a veth pair with
+//! One sandbox's attachment: the sandbox's own network namespace (created
+//! by runc inside the sandbox's user namespace) given a name with `ip netns
+//! attach`, so a restarted server finds it, a veth pair with
 //! `eth0` inside, the address and default route inside, `lo` up (runc only
 //! brings `lo` up in namespaces it creates itself).
 
@@ -37,9 +38,14 @@ pub fn veth_name(prefix: &str, owner: &str) -> String {
     format!("{prefix}{tail}")
 }
 
-pub fn attach(sys: &dyn NetSys, cfg: &NetConfig, att: &Attachment) -> Result<(), NetError> {
+pub fn attach(
+    sys: &dyn NetSys,
+    cfg: &NetConfig,
+    att: &Attachment,
+    pid: u32,
+) -> Result<(), NetError> {
     let ns = att.netns.as_str();
-    sys.run("ip", &["netns", "add", ns], None)?;
+    sys.run("ip", &["netns", "attach", ns, &pid.to_string()], None)?;
     let host = format!(
         "link add {v} type veth peer name eth0 netns {ns}\nlink set {v} master {br} up\n",
         v = att.host_veth,
@@ -98,9 +104,10 @@ mod tests {
             leases_dir: dir.path().into(),
         };
         let net = Network::new(cfg, sys.clone());
-        let att = net.attach("sb_x").unwrap();
+        let ip = net.allocate("sb_x").unwrap();
+        let att = net.attach("sb_x", ip, 4242).unwrap();
         let calls = sys.calls();
-        assert_eq!(calls[0], "ip netns add cove-sb_x");
+        assert_eq!(calls[0], "ip netns attach cove-sb_x 4242");
         assert!(calls[1].contains("link add ctsb_x type veth peer name eth0 netns cove-sb_x"));
         assert!(calls[1].contains("link set ctsb_x master covt9 up"));
         assert!(calls[2].starts_with("ip -n cove-sb_x -batch -"));
@@ -109,7 +116,9 @@ mod tests {
         assert!(calls[2].contains("link set lo up"));
 
         *sys.fail_on.lock().unwrap() = Some("-n cove-sb_y".into());
-        assert!(net.attach("sb_y").is_err());
+        let ip_y = net.allocate("sb_y").unwrap();
+        assert!(net.attach("sb_y", ip_y, 4243).is_err());
+        net.detach(&net.attachment_of("sb_y", ip_y)).unwrap();
         // Its lease is gone again: only sb_x holds one.
         let leases = net.leases().all().unwrap();
         assert_eq!(leases.values().collect::<Vec<_>>(), vec!["sb_x"]);

@@ -77,6 +77,8 @@ mod tests {
         ensure(&sys, &cfg(false)).unwrap();
         let calls = sys.calls();
         assert!(!calls.iter().any(|c| c.contains("link add")));
-        assert!(!calls.iter().any(|c| c.starts_with("nft") || c.starts_with("sysctl")));
+        assert!(!calls
+            .iter()
+            .any(|c| c.starts_with("nft") || c.starts_with("sysctl")));
     }
 }

@@ -23,7 +23,10 @@ impl Leases {
     }
 
     fn err(&self, source: std::io::Error) -> NetError {
-        NetError::Leases { path: self.dir.clone(), source }
+        NetError::Leases {
+            path: self.dir.clone(),
+            source,
+        }
     }
 
     /// Takes a free address for `owner`. The search starts at a point
@@ -31,11 +34,20 @@ impl Leases {
     pub fn allocate(&self, owner: &str) -> Result<Ipv4Addr, NetError> {
         std::fs::create_dir_all(&self.dir).map_err(|e| self.err(e))?;
         let usable = self.subnet.size() - 3; // network, gateway, broadcast
-        let start = owner.bytes().fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(b as u32)) % usable;
+        let start = owner
+            .bytes()
+            .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(b as u32))
+            % usable;
         for i in 0..usable {
-            let Some(ip) = self.subnet.nth(2 + (start + i) % usable) else { continue };
+            let Some(ip) = self.subnet.nth(2 + (start + i) % usable) else {
+                continue;
+            };
             let path = self.dir.join(ip.to_string());
-            match std::fs::OpenOptions::new().write(true).create_new(true).open(&path) {
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+            {
                 Ok(mut f) => {
                     f.write_all(owner.as_bytes()).map_err(|e| self.err(e))?;
                     return Ok(ip);
@@ -78,7 +90,11 @@ impl Leases {
             Err(e) => return Err(self.err(e)),
         };
         for entry in entries.flatten() {
-            let Some(ip) = entry.file_name().to_str().and_then(|s| s.parse::<Ipv4Addr>().ok()) else {
+            let Some(ip) = entry
+                .file_name()
+                .to_str()
+                .and_then(|s| s.parse::<Ipv4Addr>().ok())
+            else {
                 continue;
             };
             if let Ok(owner) = std::fs::read_to_string(entry.path()) {

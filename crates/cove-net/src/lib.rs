@@ -18,9 +18,9 @@ use std::sync::Arc;
 pub use attach::NetnsName;
 pub use leases::Leases;
 pub use subnet::{Subnet, SubnetError};
-pub use sys::{CommandNetSys, NetSys};
 #[cfg(any(test, feature = "testing"))]
 pub use sys::RecordingNetSys;
+pub use sys::{CommandNetSys, NetSys};
 
 /// Errors of network operations.
 #[derive(Debug, thiserror::Error)]
@@ -30,7 +30,10 @@ pub enum NetError {
     #[error("no free address left in {0}")]
     Exhausted(Subnet),
     #[error("lease store {path}: {source}")]
-    Leases { path: PathBuf, source: std::io::Error },
+    Leases {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Io(#[from] std::io::Error),
 }
@@ -87,19 +90,21 @@ impl Network {
         bridge::ensure(self.sys.as_ref(), &self.cfg)
     }
 
-    /// Allocates an address for `owner`, creates the namespace and the veth
-    /// pair and configures both ends. Undoes what it did on failure.
-    pub fn attach(&self, owner: &str) -> Result<Attachment, NetError> {
-        let ip = self.leases.allocate(owner)?;
-        let att = Attachment {
-            netns: NetnsName::for_owner(owner),
-            host_veth: attach::veth_name(&self.cfg.veth_prefix, owner),
-            ip,
-        };
-        match attach::attach(self.sys.as_ref(), &self.cfg, &att) {
+    /// Allocates an address for `owner` (persisted until [`detach`](Self::detach)).
+    pub fn allocate(&self, owner: &str) -> Result<Ipv4Addr, NetError> {
+        self.leases.allocate(owner)
+    }
+
+    /// Names the network namespace of process `pid` after `owner`
+    /// (`ip netns attach`, so it outlives the server and `ip -n` reaches it),
+    /// creates the veth pair into it and configures both ends with `ip`.
+    /// Undoes what it did on failure (the lease stays with the caller).
+    pub fn attach(&self, owner: &str, ip: Ipv4Addr, pid: u32) -> Result<Attachment, NetError> {
+        let att = self.attachment_of(owner, ip);
+        match attach::attach(self.sys.as_ref(), &self.cfg, &att, pid) {
             Ok(()) => Ok(att),
             Err(e) => {
-                let _ = self.detach(&att);
+                let _ = attach::detach(self.sys.as_ref(), &att);
                 Err(e)
             }
         }
@@ -131,6 +136,7 @@ impl Network {
 
     /// Whether the host-side veth of `owner` exists.
     pub fn veth_exists(&self, owner: &str) -> bool {
-        self.sys.link_exists(&attach::veth_name(&self.cfg.veth_prefix, owner))
+        self.sys
+            .link_exists(&attach::veth_name(&self.cfg.veth_prefix, owner))
     }
 }

@@ -23,7 +23,10 @@ impl Subnet {
             return Err(SubnetError(format!("{base}/{prefix}")));
         }
         let mask = u32::MAX << (32 - prefix);
-        Ok(Self { base: Ipv4Addr::from(u32::from(base) & mask), prefix })
+        Ok(Self {
+            base: Ipv4Addr::from(u32::from(base) & mask),
+            prefix,
+        })
     }
 
     /// The network address.
@@ -101,7 +104,13 @@ mod tests {
 
     #[test]
     fn bad_subnets_are_rejected() {
-        for bad in ["10.0.0.0", "10.0.0.0/33", "10.0.0.0/31", "x/8", "10.0.0.0/4"] {
+        for bad in [
+            "10.0.0.0",
+            "10.0.0.0/33",
+            "10.0.0.0/31",
+            "x/8",
+            "10.0.0.0/4",
+        ] {
             assert!(bad.parse::<Subnet>().is_err(), "{bad}");
         }
     }

@@ -27,11 +27,18 @@ impl NetSys for CommandNetSys {
         let command = format!("{program} {}", args.join(" "));
         let mut child = Command::new(program)
             .args(args)
-            .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .map_err(|e| NetError::Command { command: command.clone(), stderr: e.to_string() })?;
+            .map_err(|e| NetError::Command {
+                command: command.clone(),
+                stderr: e.to_string(),
+            })?;
         if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
             pipe.write_all(input.as_bytes())?;
         }
@@ -88,7 +95,10 @@ impl NetSys for RecordingNetSys {
         }
         if let Ok(f) = self.fail_on.lock() {
             if f.as_deref().is_some_and(|f| line.contains(f)) {
-                return Err(NetError::Command { command: line, stderr: "injected".into() });
+                return Err(NetError::Command {
+                    command: line,
+                    stderr: "injected".into(),
+                });
             }
         }
         Ok(String::new())

@@ -127,7 +127,11 @@ pub enum RuntimeError {
     #[error("no space left on the sandbox disk")]
     NoSpace,
     #[error("{op} of {id} failed: {message}")]
-    Failed { id: SandboxId, op: &'static str, message: String },
+    Failed {
+        id: SandboxId,
+        op: &'static str,
+        message: String,
+    },
     #[error("agent of {id} unreachable: {message}")]
     AgentUnreachable { id: SandboxId, message: String },
     #[error("unsupported on this host: {0}")]
@@ -169,8 +173,11 @@ pub trait Runtime: Send + Sync + 'static {
     ) -> Result<u64, RuntimeError>;
 
     /// Reads a file inside the sandbox. Returns its size and its bytes.
-    async fn read_file(&self, id: &SandboxId, path: &str)
-        -> Result<(u64, ByteStream), RuntimeError>;
+    async fn read_file(
+        &self,
+        id: &SandboxId,
+        path: &str,
+    ) -> Result<(u64, ByteStream), RuntimeError>;
 
     /// Every sandbox (or leftover) this runtime finds on the machine.
     async fn list(&self) -> Result<Vec<RuntimeSandbox>, RuntimeError>;
@@ -185,5 +192,7 @@ pub trait Runtime: Send + Sync + 'static {
 #[cfg(feature = "testing")]
 pub mod mock;
 
+pub mod agent_client;
+mod loopdev;
 pub mod runc;
-
+pub mod sys;

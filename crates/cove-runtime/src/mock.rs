@@ -78,7 +78,10 @@ impl MockRuntime {
     /// A host with 16 GiB, 8 vCPUs and the `devbox:1` image.
     pub fn new() -> Self {
         Self {
-            inner: Mutex::new(Inner { next_ip: 2, ..Inner::default() }),
+            inner: Mutex::new(Inner {
+                next_ip: 2,
+                ..Inner::default()
+            }),
             images: vec!["devbox:1".to_owned()],
             total_mib: 16 * 1024,
             vcpus: 8,
@@ -119,7 +122,13 @@ impl MockRuntime {
         };
         inner.sandboxes.insert(
             id,
-            MockSandbox { spec, ip, state, files: HashMap::new(), dirs: BTreeSet::new() },
+            MockSandbox {
+                spec,
+                ip,
+                state,
+                files: HashMap::new(),
+                dirs: BTreeSet::new(),
+            },
         );
     }
 
@@ -183,25 +192,43 @@ fn decode_hex(s: &str) -> Option<Vec<u8>> {
     if s.len() % 2 != 0 {
         return None;
     }
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect()
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
 }
 
 fn program(spec: &ExecSpec) -> Vec<Step> {
     let joined = || spec.args.join(" ");
     match spec.cmd.as_str() {
-        "echo" => vec![Step::Out(Bytes::from(format!("{}\n", joined()))), Step::Exit(0)],
-        "cat" => vec![Step::Out(spec.stdin.clone().unwrap_or_default()), Step::Exit(0)],
+        "echo" => vec![
+            Step::Out(Bytes::from(format!("{}\n", joined()))),
+            Step::Exit(0),
+        ],
+        "cat" => vec![
+            Step::Out(spec.stdin.clone().unwrap_or_default()),
+            Step::Exit(0),
+        ],
         "env" => {
             let text: String = spec.env.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
             vec![Step::Out(Bytes::from(text)), Step::Exit(0)]
         }
         "true" => vec![Step::Exit(0)],
         "false" => vec![Step::Exit(1)],
-        "exit" => vec![Step::Exit(spec.args.first().and_then(|a| a.parse().ok()).unwrap_or(0))],
+        "exit" => vec![Step::Exit(
+            spec.args.first().and_then(|a| a.parse().ok()).unwrap_or(0),
+        )],
         "stderr" => vec![Step::Err(Bytes::from(joined())), Step::Exit(0)],
         "sleep" => {
-            let secs: f64 = spec.args.first().and_then(|a| a.parse().ok()).unwrap_or(0.0);
-            vec![Step::Sleep(Duration::from_secs_f64(secs.max(0.0))), Step::Exit(0)]
+            let secs: f64 = spec
+                .args
+                .first()
+                .and_then(|a| a.parse().ok())
+                .unwrap_or(0.0);
+            vec![
+                Step::Sleep(Duration::from_secs_f64(secs.max(0.0))),
+                Step::Exit(0),
+            ]
         }
         "chunks" => {
             let mut steps: Vec<Step> = spec
@@ -292,7 +319,10 @@ impl Runtime for MockRuntime {
         self.running(id)?;
         self.lock().last_exec = Some(spec.clone());
         let steps: VecDeque<Step> = program(&spec).into();
-        let guard = KillGuard { killed: self.killed.clone(), finished: false };
+        let guard = KillGuard {
+            killed: self.killed.clone(),
+            finished: false,
+        };
         let stream = futures::stream::unfold((steps, guard), |(mut steps, mut guard)| async move {
             loop {
                 let step = steps.pop_front()?;
@@ -330,7 +360,10 @@ impl Runtime for MockRuntime {
             data.extend_from_slice(&chunk?);
         }
         let mut inner = self.lock();
-        let sb = inner.sandboxes.get_mut(id).ok_or_else(|| RuntimeError::NotFound(id.clone()))?;
+        let sb = inner
+            .sandboxes
+            .get_mut(id)
+            .ok_or_else(|| RuntimeError::NotFound(id.clone()))?;
         if sb.dirs.contains(path) {
             return Err(RuntimeError::IsDirectory(path.to_owned()));
         }
@@ -350,15 +383,23 @@ impl Runtime for MockRuntime {
     ) -> Result<(u64, ByteStream), RuntimeError> {
         self.running(id)?;
         let inner = self.lock();
-        let sb = inner.sandboxes.get(id).ok_or_else(|| RuntimeError::NotFound(id.clone()))?;
+        let sb = inner
+            .sandboxes
+            .get(id)
+            .ok_or_else(|| RuntimeError::NotFound(id.clone()))?;
         if sb.dirs.contains(path) {
             return Err(RuntimeError::IsDirectory(path.to_owned()));
         }
-        let data = sb.files.get(path).ok_or_else(|| RuntimeError::FileNotFound(path.to_owned()))?;
+        let data = sb
+            .files
+            .get(path)
+            .ok_or_else(|| RuntimeError::FileNotFound(path.to_owned()))?;
         let len = data.len() as u64;
         // Several chunks, so readers are exercised across chunk boundaries.
-        let chunks: Vec<Result<Bytes, std::io::Error>> =
-            data.chunks(64 * 1024).map(|c| Ok(Bytes::copy_from_slice(c))).collect();
+        let chunks: Vec<Result<Bytes, std::io::Error>> = data
+            .chunks(64 * 1024)
+            .map(|c| Ok(Bytes::copy_from_slice(c)))
+            .collect();
         Ok((len, futures::stream::iter(chunks).boxed()))
     }
 
@@ -367,7 +408,11 @@ impl Runtime for MockRuntime {
             .lock()
             .sandboxes
             .iter()
-            .map(|(id, sb)| RuntimeSandbox { id: id.clone(), state: sb.state, ip: Some(sb.ip) })
+            .map(|(id, sb)| RuntimeSandbox {
+                id: id.clone(),
+                state: sb.state,
+                ip: Some(sb.ip),
+            })
             .collect())
     }
 

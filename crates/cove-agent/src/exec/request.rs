@@ -16,7 +16,11 @@ pub struct RequestFrames {
 impl RequestFrames {
     /// Reads until the `Spec` frame and parses it.
     pub async fn open(body: Incoming) -> Result<(ExecRequest, RequestFrames), String> {
-        let mut frames = RequestFrames { body, decoder: FrameDecoder::new(), done: false };
+        let mut frames = RequestFrames {
+            body,
+            decoder: FrameDecoder::new(),
+            done: false,
+        };
         match frames.next().await? {
             Some((FrameKind::Spec, payload)) => {
                 let req: ExecRequest =

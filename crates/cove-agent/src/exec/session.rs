@@ -40,7 +40,11 @@ fn spawn(state: &State, req: &ExecRequest) -> std::io::Result<(Child, i32)> {
         .env("HOME", "/root")
         .env("TERM", "xterm")
         .envs(req.env.iter().map(|(k, v)| (k, v)))
-        .stdin(if req.has_stdin { Stdio::piped() } else { Stdio::null() })
+        .stdin(if req.has_stdin {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0);
@@ -50,6 +54,14 @@ fn spawn(state: &State, req: &ExecRequest) -> std::io::Result<(Child, i32)> {
         None => "/".to_string(),
     };
     cmd.current_dir(cwd);
+    // SAFETY: the closure runs in the forked child before exec and calls
+    // only async-signal-safe functions (open, write, close) on static data.
+    unsafe {
+        cmd.pre_exec(|| {
+            raise_oom_score();
+            Ok(())
+        });
+    }
     let mut owned = state.reaper.lock();
     let child = cmd.spawn()?;
     let pid = child.id().map(|p| p as i32).unwrap_or(0);
@@ -57,9 +69,32 @@ fn spawn(state: &State, req: &ExecRequest) -> std::io::Result<(Child, i32)> {
     Ok((child, pid))
 }
 
+/// Commands get a higher OOM score than the agent, so a sandbox that runs
+/// out of memory loses the runaway command, not its PID 1 (lowering the
+/// agent's own score is not allowed inside a user namespace; raising a
+/// child's is). Best effort.
+fn raise_oom_score() {
+    const PATH: &[u8] = b"/proc/self/oom_score_adj\0";
+    // SAFETY: PATH is NUL-terminated; the fd is closed before returning.
+    unsafe {
+        let fd = libc::open(PATH.as_ptr().cast(), libc::O_WRONLY | libc::O_CLOEXEC);
+        if fd >= 0 {
+            let _ = libc::write(fd, b"500".as_ptr().cast(), 3);
+            libc::close(fd);
+        }
+    }
+}
+
 async fn send(tx: &FrameTx, kind: FrameKind, payload: &[u8]) -> bool {
-    for chunk in payload.chunks(MAX_FRAME_LEN).chain(payload.is_empty().then_some(&[][..])) {
-        if tx.send(Ok(Bytes::from(encode_frame(kind, chunk)))).await.is_err() {
+    for chunk in payload
+        .chunks(MAX_FRAME_LEN)
+        .chain(payload.is_empty().then_some(&[][..]))
+    {
+        if tx
+            .send(Ok(Bytes::from(encode_frame(kind, chunk))))
+            .await
+            .is_err()
+        {
             return false;
         }
     }
@@ -67,20 +102,39 @@ async fn send(tx: &FrameTx, kind: FrameKind, payload: &[u8]) -> bool {
 }
 
 /// Runs the command and reports on `tx` until its `Exit` or `Error` frame.
-pub async fn drive(state: Arc<State>, req: ExecRequest, frames: RequestFrames, tx: FrameTx, mode: Mode) {
+pub async fn drive(
+    state: Arc<State>,
+    req: ExecRequest,
+    frames: RequestFrames,
+    tx: FrameTx,
+    mode: Mode,
+) {
     let (mut child, pid) = match spawn(&state, &req) {
         Ok(c) => c,
         Err(e) => {
-            let _ = send(&tx, FrameKind::Error, format!("cannot run {:?}: {e}", req.cmd).as_bytes()).await;
+            let _ = send(
+                &tx,
+                FrameKind::Error,
+                format!("cannot run {:?}: {e}", req.cmd).as_bytes(),
+            )
+            .await;
             return;
         }
     };
-    let _ = tx.send(Ok(Bytes::from(encode_int_frame(FrameKind::Start, pid)))).await;
+    let _ = tx
+        .send(Ok(Bytes::from(encode_int_frame(FrameKind::Start, pid))))
+        .await;
     if let Some(stdin) = child.stdin.take() {
         tokio::spawn(pump_stdin(frames, stdin));
     }
-    let out = child.stdout.take().map(|s| tokio::spawn(read_pipe(s, FrameKind::Stdout, tx.clone(), mode)));
-    let err = child.stderr.take().map(|s| tokio::spawn(read_pipe(s, FrameKind::Stderr, tx.clone(), mode)));
+    let out = child
+        .stdout
+        .take()
+        .map(|s| tokio::spawn(read_pipe(s, FrameKind::Stdout, tx.clone(), mode)));
+    let err = child
+        .stderr
+        .take()
+        .map(|s| tokio::spawn(read_pipe(s, FrameKind::Stderr, tx.clone(), mode)));
     let mut heartbeat = tokio::time::interval(Duration::from_secs(1));
     heartbeat.tick().await;
     let status = loop {
@@ -120,11 +174,18 @@ pub async fn drive(state: Arc<State>, req: ExecRequest, frames: RequestFrames, t
     let code = match status {
         Ok(s) => s.code().unwrap_or_else(|| 128 + s.signal().unwrap_or(0)),
         Err(e) => {
-            let _ = send(&tx, FrameKind::Error, format!("waiting for the command: {e}").as_bytes()).await;
+            let _ = send(
+                &tx,
+                FrameKind::Error,
+                format!("waiting for the command: {e}").as_bytes(),
+            )
+            .await;
             return;
         }
     };
-    let _ = tx.send(Ok(Bytes::from(encode_int_frame(FrameKind::Exit, code)))).await;
+    let _ = tx
+        .send(Ok(Bytes::from(encode_int_frame(FrameKind::Exit, code))))
+        .await;
 }
 
 fn kill_group(pid: i32) {
@@ -145,7 +206,12 @@ async fn pump_stdin(mut frames: RequestFrames, mut stdin: ChildStdin) {
 }
 
 /// Reads a pipe to EOF; in stream mode forwards chunks, in buffer mode returns them.
-async fn read_pipe<R: AsyncReadExt + Unpin>(mut pipe: R, kind: FrameKind, tx: FrameTx, mode: Mode) -> Vec<u8> {
+async fn read_pipe<R: AsyncReadExt + Unpin>(
+    mut pipe: R,
+    kind: FrameKind,
+    tx: FrameTx,
+    mode: Mode,
+) -> Vec<u8> {
     let mut kept = Vec::new();
     let mut buf = vec![0u8; 64 * 1024];
     loop {

@@ -12,10 +12,12 @@ use cove_api::agent::{decode_query_path, validate_path, AgentErrorCode};
 
 /// The `path=` of a files request, validated, or the error response to send.
 pub fn query_path(uri: &hyper::Uri) -> Result<String, (AgentErrorCode, String)> {
-    let path = uri
-        .query()
-        .and_then(decode_query_path)
-        .ok_or_else(|| (AgentErrorCode::InvalidPath, "missing or malformed path".to_string()))?;
+    let path = uri.query().and_then(decode_query_path).ok_or_else(|| {
+        (
+            AgentErrorCode::InvalidPath,
+            "missing or malformed path".to_string(),
+        )
+    })?;
     validate_path(&path).map_err(|e| (AgentErrorCode::InvalidPath, format!("{path:?}: {e}")))?;
     Ok(path)
 }

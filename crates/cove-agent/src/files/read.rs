@@ -22,7 +22,11 @@ pub async fn handle(state: &Arc<State>, req: Request<Incoming>) -> Response<Body
         Ok(p) => p,
         Err((code, msg)) => return body::error(code, msg),
     };
-    let fd = match state.root.open_at(&path, OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY, Mode::empty()) {
+    let fd = match state.root.open_at(
+        &path,
+        OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY,
+        Mode::empty(),
+    ) {
         Ok(fd) => fd,
         Err(e) => return body::error(errno_code(e), format!("{path}: {e}")),
     };
@@ -32,12 +36,23 @@ pub async fn handle(state: &Arc<State>, req: Request<Incoming>) -> Response<Body
     };
     match FileType::from_raw_mode(st.st_mode) {
         FileType::RegularFile => {}
-        FileType::Directory => return body::error(AgentErrorCode::IsDirectory, format!("{path} is a directory")),
-        _ => return body::error(AgentErrorCode::InvalidPath, format!("{path} is not a regular file")),
+        FileType::Directory => {
+            return body::error(
+                AgentErrorCode::IsDirectory,
+                format!("{path} is a directory"),
+            )
+        }
+        _ => {
+            return body::error(
+                AgentErrorCode::InvalidPath,
+                format!("{path} is not a regular file"),
+            )
+        }
     }
     let size = st.st_size.max(0) as u64;
     let (tx, mut resp) = body::channel(4, "application/octet-stream");
-    resp.headers_mut().insert(hyper::header::CONTENT_LENGTH, size.into());
+    resp.headers_mut()
+        .insert(hyper::header::CONTENT_LENGTH, size.into());
     let file = std::fs::File::from(fd);
     tokio::task::spawn_blocking(move || {
         let mut file = file.take(size);
@@ -48,7 +63,8 @@ pub async fn handle(state: &Arc<State>, req: Request<Incoming>) -> Response<Body
                 Ok(0) => {
                     // The file shrank while being read: fail the body rather
                     // than send fewer bytes than announced.
-                    let _ = tx.blocking_send(Err(std::io::Error::other("file shrank while reading")));
+                    let _ =
+                        tx.blocking_send(Err(std::io::Error::other("file shrank while reading")));
                     return;
                 }
                 Ok(n) => n,

@@ -21,7 +21,11 @@ const RESOLVE: ResolveFlags = ResolveFlags::IN_ROOT.union(ResolveFlags::NO_MAGIC
 impl Root {
     /// Opens the root directory (`/` inside a sandbox).
     pub fn open(path: &Path) -> std::io::Result<Root> {
-        let fd = rustix::fs::open(path, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())?;
+        let fd = rustix::fs::open(
+            path,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
         Ok(Root { fd })
     }
 
@@ -40,7 +44,10 @@ impl Root {
 
     /// Creates every missing directory above `path`, each looked up from the root.
     pub fn create_parents(&self, path: &str) -> Result<(), Errno> {
-        let comps: Vec<&str> = relative(path).split('/').filter(|c| !c.is_empty()).collect();
+        let comps: Vec<&str> = relative(path)
+            .split('/')
+            .filter(|c| !c.is_empty())
+            .collect();
         if comps.len() < 2 {
             return Ok(());
         }
@@ -79,7 +86,9 @@ pub fn errno_code(e: Errno) -> AgentErrorCode {
         Errno::XDEV | Errno::LOOP | Errno::NAMETOOLONG | Errno::INVAL | Errno::NXIO => {
             AgentErrorCode::InvalidPath
         }
-        Errno::ACCESS | Errno::PERM | Errno::ROFS | Errno::TXTBSY | Errno::BUSY => AgentErrorCode::Denied,
+        Errno::ACCESS | Errno::PERM | Errno::ROFS | Errno::TXTBSY | Errno::BUSY => {
+            AgentErrorCode::Denied
+        }
         _ => AgentErrorCode::Io,
     }
 }

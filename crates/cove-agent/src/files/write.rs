@@ -34,17 +34,27 @@ pub async fn handle(state: &Arc<State>, req: Request<Incoming>) -> Response<Body
     }
 }
 
-async fn write(state: &Arc<State>, path: &str, incoming: &mut Incoming) -> Result<u64, (AgentErrorCode, String)> {
+async fn write(
+    state: &Arc<State>,
+    path: &str,
+    incoming: &mut Incoming,
+) -> Result<u64, (AgentErrorCode, String)> {
     if path.trim_matches('/').is_empty() {
         return Err((AgentErrorCode::IsDirectory, "/ is a directory".to_string()));
     }
     let fail = |e: rustix::io::Errno| (errno_code(e), format!("{path}: {e}"));
     state.root.create_parents(path).map_err(fail)?;
     let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::NONBLOCK | OFlags::NOCTTY;
-    let fd = state.root.open_at(path, flags, Mode::from_raw_mode(0o644)).map_err(fail)?;
+    let fd = state
+        .root
+        .open_at(path, flags, Mode::from_raw_mode(0o644))
+        .map_err(fail)?;
     let st = rustix::fs::fstat(&fd).map_err(fail)?;
     if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
-        return Err((AgentErrorCode::InvalidPath, format!("{path} is not a regular file")));
+        return Err((
+            AgentErrorCode::InvalidPath,
+            format!("{path} is not a regular file"),
+        ));
     }
     // Truncate only once we know it is a regular file we may write.
     rustix::fs::ftruncate(&fd, 0).map_err(fail)?;
@@ -83,7 +93,10 @@ async fn write(state: &Arc<State>, path: &str, incoming: &mut Incoming) -> Resul
         Err(e) => return Err((AgentErrorCode::Io, format!("{path}: writer failed: {e}"))),
     };
     if let Some(e) = body_err {
-        return Err((AgentErrorCode::BadRequest, format!("{path}: request body: {e}")));
+        return Err((
+            AgentErrorCode::BadRequest,
+            format!("{path}: request body: {e}"),
+        ));
     }
     Ok(written)
 }

@@ -13,6 +13,9 @@ use cove_net::Subnet;
 pub struct RuncConfig {
     /// Root of everything the runtime writes: `sandboxes/`, `runc/`, `lower/`, `net/`.
     pub state_dir: PathBuf,
+    /// Where shifted copies of the base images are kept (`<state>/lower` by
+    /// default; tests share one between runtimes to copy each image once).
+    pub lower_dir: PathBuf,
     /// Base images, one directory per catalog name (`devbox:1` → `devbox-1/rootfs`),
     /// as built by `scripts/lib/image.sh`. Read only.
     pub images_dir: PathBuf,
@@ -53,6 +56,7 @@ impl RuncConfig {
         RuncConfig {
             state_dir: state_dir.to_path_buf(),
             images_dir: default_images_dir(state_dir),
+            lower_dir: state_dir.join("lower"),
             agent_bin: default_agent_bin(),
             runc_bin: PathBuf::from("runc"),
             bridge: "cove0".to_string(),

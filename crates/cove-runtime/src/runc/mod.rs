@@ -1,19 +1,46 @@
 //! The `runc` backend of [`Runtime`](crate::Runtime): each sandbox is an OCI
 //! bundle under `<state>/sandboxes/<id>/` run by Debian's `runc` with
 //! `--root <state>/runc`, with `cove-agent` as its PID 1. One lifecycle
-//! operation per file (`create.rs`, `destroy.rs`, …); system calls and
-//! external commands go through the [`Sys`](crate::sys::Sys) trait.
+//! operation per file (`create.rs`, `start.rs`, `destroy.rs`, `exec.rs`,
+//! `files.rs`, `list.rs`, `capacity.rs`); system calls and external commands
+//! go through the [`Sys`](crate::sys::Sys) trait, passed in.
+//!
+//! Nothing about a sandbox lives only in memory: its record, bundle, runc
+//! state, lease and named network namespace are all on disk, so a runtime
+//! started on the same state dir after a crash finds and serves the
+//! sandboxes of the previous one (agent clients are made on demand).
 
+mod capacity;
 mod config;
+mod create;
+mod destroy;
+mod disk;
+mod exec;
+mod files;
+mod image;
+mod layout;
+mod list;
+mod record;
+mod spec;
+mod start;
 
 pub use config::RuncConfig;
 
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use async_trait::async_trait;
 use cove_api::ids::SandboxId;
+use cove_net::{CommandNetSys, NetConfig, NetSys, Network};
 
+use self::layout::SandboxPaths;
+use self::record::Phase;
+use crate::agent_client::AgentClient;
+use crate::sys::{RealSys, Sys};
 use crate::{
     ByteStream, CreatedSandbox, ExecEventStream, ExecOutput, ExecSpec, HostCapacity, Runtime,
     RuntimeError, RuntimeSandbox, SandboxSpec,
@@ -25,67 +52,291 @@ pub struct RuncRuntime {
     inner: Arc<Inner>,
 }
 
-struct Inner {
+pub(crate) struct Inner {
     config: RuncConfig,
+    sys: Arc<dyn Sys>,
+    net: Network,
+    /// Agent clients by sandbox (each holds idle keep-alive connections).
+    agents: Mutex<HashMap<SandboxId, Arc<AgentClient>>>,
+    /// Serialises preparing shifted images (a copy of ~180 MB).
+    lower_lock: tokio::sync::Mutex<HashMap<String, PathBuf>>,
 }
 
 impl RuncRuntime {
-    /// Prepares the state dir (bridge, NAT, shifted images) and adopts the
-    /// sandboxes a previous process left running.
+    /// Prepares the state dir, the bridge and NAT, and the default image's
+    /// shifted copy, with the real system calls and commands.
     pub async fn start(config: RuncConfig) -> Result<RuncRuntime, RuntimeError> {
-        Ok(RuncRuntime { inner: Arc::new(Inner { config }) })
+        Self::start_with(config, Arc::new(RealSys), Arc::new(CommandNetSys)).await
     }
 
-    fn unsupported(&self, what: &str) -> RuntimeError {
-        RuntimeError::Unsupported(format!("{what} is not built yet in the runc runtime"))
+    /// [`start`](Self::start) over the given system seams.
+    pub async fn start_with(
+        config: RuncConfig,
+        sys: Arc<dyn Sys>,
+        net_sys: Arc<dyn NetSys>,
+    ) -> Result<RuncRuntime, RuntimeError> {
+        if !config.agent_bin.is_file() {
+            return Err(RuntimeError::Unsupported(format!(
+                "cove-agent binary not found at {} (build it with `cargo build -p cove-agent` or set COVE_AGENT_BIN)",
+                config.agent_bin.display()
+            )));
+        }
+        let net = Network::new(
+            NetConfig {
+                bridge: config.bridge.clone(),
+                subnet: config.subnet,
+                veth_prefix: config.veth_prefix.clone(),
+                nat: config.nat,
+                leases_dir: layout::leases_dir(&config.state_dir, &config.bridge),
+            },
+            net_sys,
+        );
+        for d in [
+            config.state_dir.clone(),
+            layout::sandboxes_dir(&config.state_dir),
+            layout::runc_root(&config.state_dir),
+            config.lower_dir.clone(),
+        ] {
+            std::fs::create_dir_all(&d)?;
+            // Sandboxes' root (an unprivileged host uid) traverses these to its bundle.
+            std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o711))?;
+        }
+        let inner = Arc::new(Inner {
+            config,
+            sys,
+            net,
+            agents: Mutex::new(HashMap::new()),
+            lower_lock: tokio::sync::Mutex::new(HashMap::new()),
+        });
+        {
+            let inner = inner.clone();
+            tokio::task::spawn_blocking(move || inner.net.ensure())
+                .await
+                .map_err(join_err)?
+                .map_err(|e| {
+                    RuntimeError::Unsupported(format!("sandbox network setup failed: {e}"))
+                })?;
+        }
+        let rt = RuncRuntime { inner };
+        // Warm the default image so the first create does not pay for the copy.
+        let default = rt.inner.config.default_image.clone();
+        if image::available(&rt.inner.config.images_dir).contains(&default) {
+            rt.lower(&default).await?;
+        }
+        Ok(rt)
+    }
+
+    /// The configuration in use.
+    pub fn config(&self) -> &RuncConfig {
+        &self.inner.config
+    }
+
+    async fn lower(&self, catalog: &str) -> Result<PathBuf, RuntimeError> {
+        let mut cache = self.inner.lower_lock.lock().await;
+        if let Some(p) = cache.get(catalog) {
+            return Ok(p.clone());
+        }
+        let inner = self.inner.clone();
+        let name = catalog.to_string();
+        let path = tokio::task::spawn_blocking(move || {
+            let c = &inner.config;
+            image::prepare_lower(
+                inner.sys.as_ref(),
+                &c.images_dir,
+                &c.lower_dir,
+                &name,
+                c.uid_base,
+            )
+        })
+        .await
+        .map_err(join_err)??;
+        cache.insert(catalog.to_string(), path.clone());
+        Ok(path)
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Inner) -> Result<T, RuntimeError> + Send + 'static,
+    ) -> Result<T, RuntimeError> {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || f(&inner))
+            .await
+            .map_err(join_err)?
+    }
+}
+
+fn join_err(e: tokio::task::JoinError) -> RuntimeError {
+    RuntimeError::Io(std::io::Error::other(format!("blocking task failed: {e}")))
+}
+
+impl Inner {
+    /// runc's global flags for one sandbox, then `rest`.
+    fn runc_args(&self, paths: &SandboxPaths, rest: Vec<OsString>) -> Vec<OsString> {
+        let mut args: Vec<OsString> = vec![
+            "--root".into(),
+            layout::runc_root(&self.config.state_dir).into(),
+            "--log".into(),
+            paths.runc_log().into(),
+        ];
+        args.extend(rest);
+        args
+    }
+
+    /// The agent client of an existing sandbox.
+    fn agent(&self, id: &SandboxId) -> Result<Arc<AgentClient>, RuntimeError> {
+        let paths = SandboxPaths::new(&self.config.state_dir, id);
+        let mut agents = self
+            .agents
+            .lock()
+            .map_err(|_| RuntimeError::Io(std::io::Error::other("agents lock poisoned")))?;
+        if let Some(a) = agents.get(id) {
+            return Ok(a.clone());
+        }
+        if !paths.record().exists() {
+            return Err(RuntimeError::NotFound(id.clone()));
+        }
+        let a = Arc::new(AgentClient::new(id.clone(), paths.socket()));
+        agents.insert(id.clone(), a.clone());
+        Ok(a)
+    }
+
+    fn forget_agent(&self, id: &SandboxId) {
+        if let Ok(mut agents) = self.agents.lock() {
+            agents.remove(id);
+        }
+    }
+
+    /// Whether runc reports the container running.
+    async fn container_running(&self, id: &SandboxId) -> bool {
+        let args: Vec<OsString> = vec![
+            "--root".into(),
+            layout::runc_root(&self.config.state_dir).into(),
+            "state".into(),
+            id.as_str().into(),
+        ];
+        let runc = self.config.runc_bin.clone();
+        let out = tokio::process::Command::new(runc).args(args).output().await;
+        match out {
+            Ok(o) if o.status.success() => {
+                let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_default();
+                v["status"] == "running"
+            }
+            _ => false,
+        }
     }
 }
 
 #[async_trait]
 impl Runtime for RuncRuntime {
-    async fn create(&self, _spec: &SandboxSpec) -> Result<CreatedSandbox, RuntimeError> {
-        Err(self.unsupported("create"))
+    async fn create(&self, spec: &SandboxSpec) -> Result<CreatedSandbox, RuntimeError> {
+        let t0 = Instant::now();
+        let catalog = if spec.rootfs.is_empty() {
+            self.inner.config.default_image.clone()
+        } else {
+            spec.rootfs.clone()
+        };
+        let lower = self.lower(&catalog).await?;
+        let paths = SandboxPaths::new(&self.inner.config.state_dir, &spec.id);
+        if paths.dir.exists() {
+            return Err(RuntimeError::Failed {
+                id: spec.id.clone(),
+                op: "create",
+                message: "sandbox already exists".into(),
+            });
+        }
+        let s = spec.clone();
+        let started = self
+            .blocking(move |inner| {
+                let mut rec = create::prepare(inner, &s, &lower)?;
+                let t1 = Instant::now();
+                start::run_container(inner, &s, &mut rec)?;
+                tracing::debug!(sandbox_id = %s.id, container_ms = t1.elapsed().as_millis() as u64, "container started");
+                Ok(rec)
+            })
+            .await;
+        let result = match started {
+            Ok(mut rec) => {
+                let agent = self.inner.agent(&spec.id)?;
+                match agent.wait_ready(self.inner.config.agent_timeout).await {
+                    Ok(_) => {
+                        rec.phase = Phase::Running;
+                        rec.save(&paths.record())
+                            .map(|_| rec)
+                            .map_err(RuntimeError::from)
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(rec) => {
+                tracing::info!(sandbox_id = %spec.id, ms = t0.elapsed().as_millis() as u64, "sandbox created");
+                rec.ip
+                    .map(|ip| CreatedSandbox { ip })
+                    .ok_or_else(|| RuntimeError::Failed {
+                        id: spec.id.clone(),
+                        op: "create",
+                        message: "no address".into(),
+                    })
+            }
+            Err(e) => {
+                tracing::warn!(sandbox_id = %spec.id, error = %e, "create failed, rolling back");
+                let id = spec.id.clone();
+                if let Err(rb) = self
+                    .blocking(move |inner| destroy::destroy(inner, &id))
+                    .await
+                {
+                    tracing::error!(sandbox_id = %spec.id, error = %rb, "rollback of a failed create failed");
+                }
+                self.inner.forget_agent(&spec.id);
+                Err(e)
+            }
+        }
     }
 
-    async fn destroy(&self, _id: &SandboxId) -> Result<(), RuntimeError> {
-        Err(self.unsupported("destroy"))
+    async fn destroy(&self, id: &SandboxId) -> Result<(), RuntimeError> {
+        self.inner.forget_agent(id);
+        let id = id.clone();
+        self.blocking(move |inner| destroy::destroy(inner, &id))
+            .await
     }
 
-    async fn exec(&self, _id: &SandboxId, _spec: ExecSpec) -> Result<ExecOutput, RuntimeError> {
-        Err(self.unsupported("exec"))
+    async fn exec(&self, id: &SandboxId, spec: ExecSpec) -> Result<ExecOutput, RuntimeError> {
+        exec::exec(&self.inner, id, spec).await
     }
 
     async fn exec_stream(
         &self,
-        _id: &SandboxId,
-        _spec: ExecSpec,
+        id: &SandboxId,
+        spec: ExecSpec,
     ) -> Result<ExecEventStream, RuntimeError> {
-        Err(self.unsupported("exec_stream"))
+        exec::exec_stream(&self.inner, id, spec).await
     }
 
     async fn write_file(
         &self,
-        _id: &SandboxId,
-        _path: &str,
-        _body: ByteStream,
+        id: &SandboxId,
+        path: &str,
+        body: ByteStream,
     ) -> Result<u64, RuntimeError> {
-        Err(self.unsupported("write_file"))
+        files::write_file(&self.inner, id, path, body).await
     }
 
     async fn read_file(
         &self,
-        _id: &SandboxId,
-        _path: &str,
+        id: &SandboxId,
+        path: &str,
     ) -> Result<(u64, ByteStream), RuntimeError> {
-        Err(self.unsupported("read_file"))
+        files::read_file(&self.inner, id, path).await
     }
 
     async fn list(&self) -> Result<Vec<RuntimeSandbox>, RuntimeError> {
-        Err(self.unsupported("list"))
+        list::list(&self.inner).await
     }
 
     async fn capacity(&self) -> Result<HostCapacity, RuntimeError> {
-        Err(self.unsupported("capacity"))
+        self.blocking(capacity::capacity).await
     }
 
     fn state_dir(&self) -> PathBuf {

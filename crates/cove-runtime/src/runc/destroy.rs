@@ -1,0 +1,117 @@
+//! `destroy`: remove a sandbox and every leftover, in reverse order of
+//! create: container (kill + `runc delete -f`), network (veth, namespace
+//! name, lease), mounts (overlay, disk; the loop device frees itself),
+//! cgroups, the sandbox dir. Each step skips what is already gone, so
+//! destroy is idempotent, finishes a half-done create or destroy, and is
+//! create's rollback.
+
+use std::ffi::OsString;
+use std::path::Path;
+
+use cove_api::ids::SandboxId;
+
+use super::layout::SandboxPaths;
+use super::record::{Phase, SandboxRecord};
+use super::{disk, Inner};
+use crate::RuntimeError;
+
+/// Removes everything of `id`. Blocking.
+pub fn destroy(inner: &Inner, id: &SandboxId) -> Result<(), RuntimeError> {
+    let paths = SandboxPaths::new(&inner.config.state_dir, id);
+    let mut rec = SandboxRecord::load(&paths.record());
+    if let Some(r) = rec.as_mut() {
+        r.phase = Phase::Destroying;
+        let _ = r.save(&paths.record());
+    }
+    remove_container(inner, &paths, id)?;
+    let net_result = match rec.as_ref().and_then(|r| r.ip) {
+        Some(ip) => inner.net.detach(&inner.net.attachment_of(id.as_str(), ip)),
+        None => inner.net.detach_owner(id.as_str()),
+    };
+    net_result.map_err(|e| fail(id, format!("network cleanup: {e}")))?;
+    if paths.dir.exists() {
+        disk::teardown(inner.sys.as_ref(), &paths)?;
+    }
+    remove_cgroups(&inner.config.cgroup_parent, id)?;
+    if paths.dir.exists() {
+        // Never recurse into a directory that still has a mount below it.
+        let left = disk::mounts_under(&paths.dir)?;
+        if !left.is_empty() {
+            return Err(fail(id, format!("{} is still mounted", left[0].display())));
+        }
+        std::fs::remove_dir_all(&paths.dir)?;
+    }
+    Ok(())
+}
+
+fn fail(id: &SandboxId, message: String) -> RuntimeError {
+    RuntimeError::Failed {
+        id: id.clone(),
+        op: "destroy",
+        message,
+    }
+}
+
+fn remove_container(
+    inner: &Inner,
+    paths: &SandboxPaths,
+    id: &SandboxId,
+) -> Result<(), RuntimeError> {
+    if !inner
+        .config
+        .state_dir
+        .join("runc")
+        .join(id.as_str())
+        .exists()
+    {
+        return Ok(());
+    }
+    let runc = &inner.config.runc_bin;
+    // SIGKILL first: `delete -f` alone polls for the process to go.
+    let kill: Vec<OsString> = vec!["kill".into(), id.as_str().into(), "KILL".into()];
+    let _ = inner.sys.run(runc, &inner.runc_args(paths, kill));
+    let del: Vec<OsString> = vec!["delete".into(), "-f".into(), id.as_str().into()];
+    let out = inner.sys.run(runc, &inner.runc_args(paths, del))?;
+    if !out.success()
+        && inner
+            .config
+            .state_dir
+            .join("runc")
+            .join(id.as_str())
+            .exists()
+    {
+        return Err(fail(id, format!("runc delete: {}", out.stderr.trim())));
+    }
+    Ok(())
+}
+
+/// Removes `<hierarchy>/<parent>/<id>` in every cgroup v1 hierarchy (and
+/// the unified one) that runc left behind.
+fn remove_cgroups(parent: &str, id: &SandboxId) -> Result<(), RuntimeError> {
+    let Ok(entries) = std::fs::read_dir("/sys/fs/cgroup") else {
+        return Ok(());
+    };
+    for e in entries.flatten() {
+        let dir = e.path().join(parent).join(id.as_str());
+        remove_cgroup_dir(&dir)
+            .map_err(|err| fail(id, format!("removing {}: {err}", dir.display())))?;
+    }
+    Ok(())
+}
+
+fn remove_cgroup_dir(dir: &Path) -> std::io::Result<()> {
+    if !dir.is_dir() {
+        return Ok(());
+    }
+    // Child cgroups first (a cgroup dir holds only control files otherwise).
+    for e in std::fs::read_dir(dir)?.flatten() {
+        if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+            remove_cgroup_dir(&e.path())?;
+        }
+    }
+    match std::fs::remove_dir(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}

@@ -1,0 +1,158 @@
+//! The sandbox's writable layer and its size limit. `disk_mib` is enforced
+//! by putting the overlay's upper and work dirs on their own ext4
+//! filesystem: a sparse file of `disk_mib` MiB (no space used until
+//! written), formatted without a journal and with no reserved blocks, on a
+//! loop device with autoclear. Filling it gives ENOSPC inside the sandbox
+//! and nothing else on the host notices. Unmounting frees the loop device.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use super::layout::SandboxPaths;
+use crate::sys::Sys;
+use crate::RuntimeError;
+
+fn io(msg: String) -> RuntimeError {
+    RuntimeError::Io(std::io::Error::other(msg))
+}
+
+/// Makes and mounts the disk, with `upper/` and `work/` owned by the sandbox's root.
+pub fn create(
+    sys: &dyn Sys,
+    paths: &SandboxPaths,
+    disk_mib: u64,
+    uid_base: u32,
+) -> Result<(), RuntimeError> {
+    let img = paths.disk_img();
+    let f = std::fs::File::create(&img)?;
+    f.set_len(disk_mib.max(16) * 1024 * 1024)?;
+    drop(f);
+    let out = sys.run(
+        Path::new("mkfs.ext4"),
+        &[
+            "-q".into(),
+            "-F".into(),
+            "-m".into(),
+            "0".into(),
+            "-O".into(),
+            "^has_journal".into(),
+            "-E".into(),
+            "nodiscard,lazy_itable_init=1".into(),
+            img.clone().into(),
+        ],
+    )?;
+    if !out.success() {
+        return Err(io(format!("mkfs.ext4 failed: {}", out.stderr.trim())));
+    }
+    let mnt = paths.disk_mnt();
+    std::fs::create_dir_all(&mnt)?;
+    let (dev, keep) = sys.loop_attach(&img)?;
+    sys.mount(&dev.to_string_lossy(), &mnt, "ext4", "")?;
+    drop(keep);
+    for d in [paths.upper(), paths.work()] {
+        std::fs::create_dir_all(&d)?;
+        sys.chown(&d, uid_base, uid_base)?;
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755))?;
+    }
+    Ok(())
+}
+
+/// Mounts the overlay root: the shifted image below, the disk's upper above.
+pub fn mount_overlay(
+    sys: &dyn Sys,
+    paths: &SandboxPaths,
+    lower: &Path,
+) -> Result<(), RuntimeError> {
+    let rootfs = paths.rootfs();
+    std::fs::create_dir_all(&rootfs)?;
+    let data = format!(
+        "lowerdir={},upperdir={},workdir={}",
+        lower.display(),
+        paths.upper().display(),
+        paths.work().display()
+    );
+    sys.mount("overlay", &rootfs, "overlay", &data)?;
+    Ok(())
+}
+
+/// Unmounts the overlay and the disk (which frees the loop device) and
+/// removes the image. Idempotent: what is not mounted is skipped.
+pub fn teardown(sys: &dyn Sys, paths: &SandboxPaths) -> Result<(), RuntimeError> {
+    for m in mounts_under(&paths.dir)?.into_iter().rev() {
+        sys.umount(&m)
+            .map_err(|e| io(format!("unmounting {} failed: {e}", m.display())))?;
+    }
+    match std::fs::remove_file(paths.disk_img()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Mount points at or below `dir`, in mount order (unmount in reverse).
+pub fn mounts_under(dir: &Path) -> Result<Vec<PathBuf>, RuntimeError> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo")?;
+    Ok(info
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .map(unescape)
+        .map(PathBuf::from)
+        .filter(|p| p.starts_with(dir))
+        .collect())
+}
+
+/// mountinfo escapes space, tab, newline and backslash as `\ooo`.
+fn unescape(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' && i + 4 <= b.len() {
+            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 4], 8) {
+                out.push(v);
+                i += 4;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sys::RecordingSys;
+
+    #[test]
+    fn create_formats_mounts_and_chowns_in_order() {
+        let d = tempfile::tempdir().unwrap();
+        let paths = SandboxPaths {
+            dir: d.path().to_path_buf(),
+        };
+        let sys = RecordingSys::default();
+        create(&sys, &paths, 64, 100000).unwrap();
+        let calls = sys.calls();
+        assert!(calls[0].starts_with("mkfs.ext4 -q -F -m 0 -O ^has_journal"));
+        assert_eq!(
+            calls[1],
+            format!("loop_attach {}", paths.disk_img().display())
+        );
+        assert_eq!(
+            calls[2],
+            format!("mount ext4 /dev/loop99 {} ", paths.disk_mnt().display())
+        );
+        assert_eq!(
+            calls[3],
+            format!("chown 100000:100000 {}", paths.upper().display())
+        );
+        assert_eq!(std::fs::metadata(paths.disk_img()).unwrap().len(), 64 << 20);
+    }
+
+    #[test]
+    fn mountinfo_escapes_are_decoded() {
+        assert_eq!(unescape("/a\\040b"), "/a b");
+        assert_eq!(unescape("/plain"), "/plain");
+    }
+}

@@ -1,0 +1,100 @@
+//! `list`: every sandbox (or leftover) under the state dir, with what the
+//! machine says of it. One `runc list` gives every container's status; a
+//! running container whose agent answers `health` is `Running`; a record
+//! still `creating` or `destroying`, or a dir without a container, is
+//! `Partial` (for the reconciler to destroy); the rest is `Stopped`.
+
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::time::Duration;
+
+use cove_api::ids::SandboxId;
+
+use super::layout::{sandboxes_dir, SandboxPaths};
+use super::record::{Phase, SandboxRecord};
+use super::Inner;
+use crate::{RuntimeError, RuntimeSandbox, RuntimeState};
+
+/// Container statuses by id, from `runc list`.
+pub fn runc_statuses(inner: &Inner) -> Result<HashMap<String, String>, RuntimeError> {
+    let args: Vec<OsString> = vec![
+        "--root".into(),
+        super::layout::runc_root(&inner.config.state_dir).into(),
+        "list".into(),
+        "--format".into(),
+        "json".into(),
+    ];
+    let out = inner.sys.run(&inner.config.runc_bin, &args)?;
+    if !out.success() {
+        return Err(RuntimeError::Io(std::io::Error::other(format!(
+            "runc list: {}",
+            out.stderr.trim()
+        ))));
+    }
+    let v: serde_json::Value =
+        serde_json::from_str(out.stdout.trim()).unwrap_or(serde_json::Value::Null);
+    let mut map = HashMap::new();
+    for c in v.as_array().into_iter().flatten() {
+        if let (Some(id), Some(status)) = (c["id"].as_str(), c["status"].as_str()) {
+            map.insert(id.to_string(), status.to_string());
+        }
+    }
+    Ok(map)
+}
+
+pub async fn list(inner: &std::sync::Arc<Inner>) -> Result<Vec<RuntimeSandbox>, RuntimeError> {
+    let statuses = {
+        let inner = inner.clone();
+        tokio::task::spawn_blocking(move || runc_statuses(&inner))
+            .await
+            .map_err(|e| RuntimeError::Io(std::io::Error::other(e)))??
+    };
+    let mut out = Vec::new();
+    let dir = sandboxes_dir(&inner.config.state_dir);
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(e.into()),
+    };
+    for e in entries.flatten() {
+        let Some(id) = e.file_name().to_str().and_then(SandboxId::parse) else {
+            continue;
+        };
+        let paths = SandboxPaths::new(&inner.config.state_dir, &id);
+        let rec = SandboxRecord::load(&paths.record());
+        let status = statuses.get(id.as_str()).map(String::as_str);
+        let state = match (rec.as_ref().map(|r| r.phase), status) {
+            (Some(Phase::Running), Some("running")) => {
+                let healthy = tokio::time::timeout(Duration::from_secs(2), async {
+                    inner.agent(&id)?.health().await
+                })
+                .await;
+                if matches!(healthy, Ok(Ok(_))) {
+                    RuntimeState::Running
+                } else {
+                    RuntimeState::Stopped
+                }
+            }
+            (Some(Phase::Running), Some(_)) => RuntimeState::Stopped,
+            _ => RuntimeState::Partial,
+        };
+        out.push(RuntimeSandbox {
+            id,
+            state,
+            ip: rec.and_then(|r| r.ip),
+        });
+    }
+    // Containers runc knows whose dir is gone are leftovers too.
+    for id in statuses.keys() {
+        if let Some(id) = SandboxId::parse(id) {
+            if !out.iter().any(|s| s.id == id) {
+                out.push(RuntimeSandbox {
+                    id,
+                    state: RuntimeState::Partial,
+                    ip: None,
+                });
+            }
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,197 @@
+//! The OCI `config.json` of a sandbox, hardened as DESIGN.md says: own
+//! user namespace (root → `uid_base`, 65536 ids), pid/net/ipc/uts/mount/
+//! cgroup namespaces (runc creates them, so the network namespace belongs
+//! to the sandbox's user namespace and `/sys` mounts as sysfs), Docker's
+//! default seccomp profile (`generated/seccomp_x86_64.json`), Docker's
+//! default capabilities without `CAP_NET_RAW`, no new privileges, masked and
+//! read-only `/proc` paths, cgroup limits from the shape. `cove-agent` is
+//! PID 1, bound read-only from the host. (Lowering its OOM score is not
+//! allowed inside the user namespace, so the agent instead raises the score
+//! of every command it starts: the kernel kills those first.)
+
+use serde_json::{json, Value};
+
+use super::layout::SandboxPaths;
+use crate::SandboxSpec;
+
+const SECCOMP: &str = include_str!("../../generated/seccomp_x86_64.json");
+
+const CAPS: &[&str] = &[
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FSETID",
+    "CAP_FOWNER",
+    "CAP_MKNOD",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETFCAP",
+    "CAP_SETPCAP",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT",
+    "CAP_KILL",
+    "CAP_AUDIT_WRITE",
+];
+
+const MASKED: &[&str] = &[
+    "/proc/acpi",
+    "/proc/asound",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+    "/sys/devices/virtual/powercap",
+];
+
+const READONLY: &[&str] = &[
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];
+
+/// What the config needs besides the spec.
+pub struct SpecInputs<'a> {
+    pub spec: &'a SandboxSpec,
+    pub paths: &'a SandboxPaths,
+    pub agent_bin: &'a std::path::Path,
+    pub uid_base: u32,
+    pub uid_count: u32,
+    pub cgroup_parent: &'a str,
+}
+
+/// CPU quota per 100 ms period: `cpu_quota_pct` of one CPU, else `vcpu` CPUs.
+pub fn cpu_quota(spec: &SandboxSpec) -> i64 {
+    match spec.cpu_quota_pct {
+        Some(pct) => (pct.max(1) as i64) * 1000,
+        None => (spec.vcpu.max(1) as i64) * 100_000,
+    }
+}
+
+/// Builds the config.
+pub fn build(i: &SpecInputs<'_>) -> Result<Value, serde_json::Error> {
+    let seccomp: Value = serde_json::from_str(SECCOMP)?;
+    let mem = (i.spec.mem_mib.max(16) * 1024 * 1024) as i64;
+    let caps: Vec<&str> = CAPS.to_vec();
+    let map = json!([{ "containerID": 0, "hostID": i.uid_base, "size": i.uid_count }]);
+    let etc = i.paths.etc();
+    Ok(json!({
+        "ociVersion": "1.0.2",
+        "process": {
+            "terminal": false,
+            "user": { "uid": 0, "gid": 0 },
+            "args": [cove_api::agent::GUEST_AGENT_PATH],
+            "env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root"],
+            "cwd": "/",
+            "capabilities": { "bounding": caps, "effective": caps, "permitted": caps },
+            "noNewPrivileges": true
+        },
+        "root": { "path": "rootfs", "readonly": false },
+        "hostname": i.spec.hostname,
+        "mounts": [
+            { "destination": "/proc", "type": "proc", "source": "proc" },
+            { "destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"] },
+            { "destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"] },
+            { "destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"] },
+            { "destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"] },
+            { "destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"] },
+            { "destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["nosuid", "noexec", "nodev", "relatime", "ro"] },
+            { "destination": cove_api::agent::GUEST_AGENT_PATH, "type": "bind", "source": i.agent_bin, "options": ["bind", "ro", "nosuid", "nodev"] },
+            { "destination": cove_api::agent::GUEST_RUN_DIR, "type": "bind", "source": i.paths.run_dir(), "options": ["bind", "rw", "nosuid", "nodev", "noexec"] },
+            { "destination": "/etc/hosts", "type": "bind", "source": etc.join("hosts"), "options": ["bind", "ro", "nosuid", "nodev", "noexec"] },
+            { "destination": "/etc/resolv.conf", "type": "bind", "source": etc.join("resolv.conf"), "options": ["bind", "ro", "nosuid", "nodev", "noexec"] }
+        ],
+        "linux": {
+            "uidMappings": map,
+            "gidMappings": map,
+            "namespaces": [
+                { "type": "pid" }, { "type": "network" }, { "type": "ipc" }, { "type": "uts" },
+                { "type": "mount" }, { "type": "user" }, { "type": "cgroup" }
+            ],
+            "cgroupsPath": format!("/{}/{}", i.cgroup_parent, i.spec.id),
+            "resources": {
+                "devices": [{ "allow": false, "access": "rwm" }],
+                "memory": { "limit": mem, "swap": mem },
+                "cpu": { "quota": cpu_quota(i.spec), "period": 100_000u64, "shares": 1024u64 },
+                "pids": { "limit": i.spec.pids_limit.max(16) as i64 }
+            },
+            "seccomp": seccomp,
+            "maskedPaths": MASKED,
+            "readonlyPaths": READONLY
+        }
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cove_api::ids::SandboxId;
+
+    fn spec() -> SandboxSpec {
+        SandboxSpec {
+            id: SandboxId::generate(),
+            hostname: "brave-otter".into(),
+            rootfs: "devbox:1".into(),
+            vcpu: 2,
+            cpu_quota_pct: None,
+            mem_mib: 512,
+            disk_mib: 1024,
+            pids_limit: 256,
+        }
+    }
+
+    #[test]
+    fn config_is_hardened_and_limited() {
+        let s = spec();
+        let paths = SandboxPaths {
+            dir: "/state/sandboxes/x".into(),
+        };
+        let v = build(&SpecInputs {
+            spec: &s,
+            paths: &paths,
+            agent_bin: std::path::Path::new("/usr/bin/cove-agent"),
+            uid_base: 100000,
+            uid_count: 65536,
+            cgroup_parent: "cove",
+        })
+        .unwrap();
+        assert_eq!(v["hostname"], "brave-otter");
+        assert_eq!(v["process"]["noNewPrivileges"], true);
+        assert_eq!(v["linux"]["uidMappings"][0]["hostID"], 100000);
+        assert_eq!(v["linux"]["resources"]["memory"]["limit"], 512i64 << 20);
+        assert_eq!(v["linux"]["resources"]["memory"]["swap"], 512i64 << 20);
+        assert_eq!(v["linux"]["resources"]["cpu"]["quota"], 200_000);
+        assert_eq!(v["linux"]["resources"]["pids"]["limit"], 256);
+        assert_eq!(v["linux"]["seccomp"]["defaultAction"], "SCMP_ACT_ERRNO");
+        let ns: Vec<&str> = v["linux"]["namespaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["type"].as_str().unwrap())
+            .collect();
+        for want in ["pid", "network", "ipc", "uts", "mount", "user", "cgroup"] {
+            assert!(ns.contains(&want), "{want}");
+        }
+        let caps = v["process"]["capabilities"]["bounding"].as_array().unwrap();
+        assert!(!caps
+            .iter()
+            .any(|c| c == "CAP_SYS_ADMIN" || c == "CAP_NET_RAW" || c == "CAP_NET_ADMIN"));
+        assert!(v["linux"]["maskedPaths"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p == "/proc/kcore"));
+        assert_eq!(v["linux"]["cgroupsPath"], format!("/cove/{}", s.id));
+    }
+
+    #[test]
+    fn cpu_quota_prefers_the_percentage() {
+        let mut s = spec();
+        s.cpu_quota_pct = Some(25);
+        assert_eq!(cpu_quota(&s), 25_000);
+    }
+}

@@ -1,0 +1,78 @@
+//! `start`: run the prepared bundle. `runc create` makes the container and
+//! its namespaces (stdio `/dev/null`: the server holds nothing the agent
+//! writes to, so the sandbox outlives the server), the network namespace is
+//! named and wired to the bridge while the init waits, `runc start` execs
+//! the agent, and create returns once the agent answers on its socket.
+
+use std::ffi::OsString;
+
+use super::layout::SandboxPaths;
+use super::record::SandboxRecord;
+use super::Inner;
+use crate::{RuntimeError, SandboxSpec};
+
+/// Creates and starts the container and wires its network. Blocking.
+pub fn run_container(
+    inner: &Inner,
+    spec: &SandboxSpec,
+    rec: &mut SandboxRecord,
+) -> Result<(), RuntimeError> {
+    let paths = SandboxPaths::new(&inner.config.state_dir, &spec.id);
+    let id = spec.id.as_str();
+    let args: Vec<OsString> = vec![
+        "create".into(),
+        "--bundle".into(),
+        paths.dir.clone().into(),
+        "--pid-file".into(),
+        paths.pid_file().into(),
+        id.into(),
+    ];
+    let code = inner
+        .sys
+        .run_detached(&inner.config.runc_bin, &inner.runc_args(&paths, args))?;
+    if code != 0 {
+        return Err(fail(
+            spec,
+            format!("runc create exited {code}: {}", runc_log_tail(&paths)),
+        ));
+    }
+    let pid: u32 = std::fs::read_to_string(paths.pid_file())
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .ok_or_else(|| fail(spec, "runc create wrote no pid".to_string()))?;
+    let ip = rec
+        .ip
+        .ok_or_else(|| fail(spec, "no address allocated".to_string()))?;
+    let att = inner
+        .net
+        .attach(id, ip, pid)
+        .map_err(|e| fail(spec, e.to_string()))?;
+    rec.host_veth = Some(att.host_veth);
+    rec.save(&paths.record())?;
+    let code = inner.sys.run_detached(
+        &inner.config.runc_bin,
+        &inner.runc_args(&paths, vec!["start".into(), id.into()]),
+    )?;
+    if code != 0 {
+        return Err(fail(
+            spec,
+            format!("runc start exited {code}: {}", runc_log_tail(&paths)),
+        ));
+    }
+    Ok(())
+}
+
+fn fail(spec: &SandboxSpec, message: String) -> RuntimeError {
+    RuntimeError::Failed {
+        id: spec.id.clone(),
+        op: "create",
+        message,
+    }
+}
+
+/// The last lines of runc's log, for error messages.
+pub fn runc_log_tail(paths: &SandboxPaths) -> String {
+    let log = std::fs::read_to_string(paths.runc_log()).unwrap_or_default();
+    let lines: Vec<&str> = log.lines().collect();
+    lines[lines.len().saturating_sub(3)..].join(" | ")
+}

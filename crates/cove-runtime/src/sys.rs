@@ -1,0 +1,162 @@
+//! `Sys`: the system calls and external commands of the runc backend
+//! (`runc …`, `mkfs.ext4`, mounts, loop devices, chown), passed into every
+//! operation so a unit test can record what an operation would do (model:
+//! youki's `Syscall` / `TestHelperSyscall`). Plain file writes inside the
+//! runtime's own state dir are not behind it.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// The output of a command run to completion.
+#[derive(Clone, Debug, Default)]
+pub struct CmdOutput {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl CmdOutput {
+    pub fn success(&self) -> bool {
+        self.code == 0
+    }
+}
+
+/// System calls and commands used by the runc backend.
+pub trait Sys: Send + Sync {
+    /// Runs a command to completion with stdin closed, capturing its output.
+    fn run(&self, program: &Path, args: &[OsString]) -> std::io::Result<CmdOutput>;
+    /// Runs a command whose descendants outlive it (`runc create`): every
+    /// stdio is `/dev/null`, so nothing the container holds is a pipe to us.
+    /// Returns the exit code.
+    fn run_detached(&self, program: &Path, args: &[OsString]) -> std::io::Result<i32>;
+    /// `mount(2)`.
+    fn mount(&self, source: &str, target: &Path, fstype: &str, data: &str) -> std::io::Result<()>;
+    /// `umount2(MNT_DETACH)`.
+    fn umount(&self, target: &Path) -> std::io::Result<()>;
+    /// Attaches `file` to a free loop device with autoclear (the device
+    /// frees itself when its last user, the mount, goes away).
+    /// Returns the device path and an fd keeping it alive until mounted.
+    fn loop_attach(&self, file: &Path) -> std::io::Result<(PathBuf, Option<std::os::fd::OwnedFd>)>;
+    /// `lchown(2)`.
+    fn chown(&self, path: &Path, uid: u32, gid: u32) -> std::io::Result<()>;
+}
+
+/// The real implementation.
+pub struct RealSys;
+
+impl Sys for RealSys {
+    fn run(&self, program: &Path, args: &[OsString]) -> std::io::Result<CmdOutput> {
+        let out = Command::new(program)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()?;
+        Ok(CmdOutput {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        })
+    }
+
+    fn run_detached(&self, program: &Path, args: &[OsString]) -> std::io::Result<i32> {
+        let status = Command::new(program)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()?;
+        Ok(status.code().unwrap_or(-1))
+    }
+
+    fn mount(&self, source: &str, target: &Path, fstype: &str, data: &str) -> std::io::Result<()> {
+        let data = std::ffi::CString::new(data).map_err(std::io::Error::other)?;
+        rustix::mount::mount(
+            source,
+            target,
+            fstype,
+            rustix::mount::MountFlags::empty(),
+            Some(data.as_c_str()),
+        )?;
+        Ok(())
+    }
+
+    fn umount(&self, target: &Path) -> std::io::Result<()> {
+        rustix::mount::unmount(target, rustix::mount::UnmountFlags::DETACH)?;
+        Ok(())
+    }
+
+    fn loop_attach(&self, file: &Path) -> std::io::Result<(PathBuf, Option<std::os::fd::OwnedFd>)> {
+        crate::loopdev::attach(file).map(|(p, fd)| (p, Some(fd)))
+    }
+
+    fn chown(&self, path: &Path, uid: u32, gid: u32) -> std::io::Result<()> {
+        std::os::unix::fs::lchown(path, Some(uid), Some(gid))
+    }
+}
+
+/// Records every call and succeeds (for unit tests of operation order).
+#[cfg(any(test, feature = "testing"))]
+#[derive(Default)]
+pub struct RecordingSys {
+    pub calls: std::sync::Mutex<Vec<String>>,
+}
+
+#[cfg(any(test, feature = "testing"))]
+impl RecordingSys {
+    fn push(&self, s: String) {
+        if let Ok(mut c) = self.calls.lock() {
+            c.push(s);
+        }
+    }
+
+    /// The calls so far.
+    pub fn calls(&self) -> Vec<String> {
+        self.calls.lock().map(|c| c.clone()).unwrap_or_default()
+    }
+}
+
+#[cfg(any(test, feature = "testing"))]
+fn line(program: &Path, args: &[OsString]) -> String {
+    let mut s = program.display().to_string();
+    for a in args {
+        s.push(' ');
+        s.push_str(&a.to_string_lossy());
+    }
+    s
+}
+
+#[cfg(any(test, feature = "testing"))]
+impl Sys for RecordingSys {
+    fn run(&self, program: &Path, args: &[OsString]) -> std::io::Result<CmdOutput> {
+        self.push(line(program, args));
+        Ok(CmdOutput::default())
+    }
+
+    fn run_detached(&self, program: &Path, args: &[OsString]) -> std::io::Result<i32> {
+        self.push(format!("detached {}", line(program, args)));
+        Ok(0)
+    }
+
+    fn mount(&self, source: &str, target: &Path, fstype: &str, data: &str) -> std::io::Result<()> {
+        self.push(format!(
+            "mount {fstype} {source} {} {data}",
+            target.display()
+        ));
+        Ok(())
+    }
+
+    fn umount(&self, target: &Path) -> std::io::Result<()> {
+        self.push(format!("umount {}", target.display()));
+        Ok(())
+    }
+
+    fn loop_attach(&self, file: &Path) -> std::io::Result<(PathBuf, Option<std::os::fd::OwnedFd>)> {
+        self.push(format!("loop_attach {}", file.display()));
+        Ok((PathBuf::from("/dev/loop99"), None))
+    }
+
+    fn chown(&self, path: &Path, uid: u32, gid: u32) -> std::io::Result<()> {
+        self.push(format!("chown {uid}:{gid} {}", path.display()));
+        Ok(())
+    }
+}
