@@ -327,3 +327,101 @@ pub trait ObjectClient: Send + Sync + 'static {
         params: &ListObjectsParams,
     ) -> impl Future<Output = ClientResult<ListObjectsResult>> + Send;
 }
+
+/// A shared client is a client (tests keep one handle to inject faults or
+/// inspect the bucket while the filesystem owns another).
+impl<C: ObjectClient> ObjectClient for std::sync::Arc<C> {
+    fn capabilities(&self) -> ClientCapabilities {
+        (**self).capabilities()
+    }
+
+    fn get_object(
+        &self,
+        key: &str,
+        params: &GetObjectParams,
+    ) -> impl Future<Output = ClientResult<GetObjectResult>> + Send {
+        (**self).get_object(key, params)
+    }
+
+    fn head_object(
+        &self,
+        key: &str,
+    ) -> impl Future<Output = ClientResult<HeadObjectResult>> + Send {
+        (**self).head_object(key)
+    }
+
+    fn put_object(
+        &self,
+        key: &str,
+        body: Bytes,
+        params: &PutObjectParams,
+    ) -> impl Future<Output = ClientResult<PutObjectResult>> + Send {
+        (**self).put_object(key, body, params)
+    }
+
+    fn create_multipart_upload(
+        &self,
+        key: &str,
+        params: &CreateMultipartUploadParams,
+    ) -> impl Future<Output = ClientResult<UploadId>> + Send {
+        (**self).create_multipart_upload(key, params)
+    }
+
+    fn upload_part(
+        &self,
+        key: &str,
+        upload_id: &UploadId,
+        part_number: u32,
+        body: Bytes,
+    ) -> impl Future<Output = ClientResult<UploadPartResult>> + Send {
+        (**self).upload_part(key, upload_id, part_number, body)
+    }
+
+    fn upload_part_copy(
+        &self,
+        key: &str,
+        upload_id: &UploadId,
+        part_number: u32,
+        params: &UploadPartCopyParams,
+    ) -> impl Future<Output = ClientResult<UploadPartResult>> + Send {
+        (**self).upload_part_copy(key, upload_id, part_number, params)
+    }
+
+    fn complete_multipart_upload(
+        &self,
+        key: &str,
+        upload_id: &UploadId,
+        parts: &[CompletedPart],
+        condition: Option<&PutCondition>,
+    ) -> impl Future<Output = ClientResult<PutObjectResult>> + Send {
+        (**self).complete_multipart_upload(key, upload_id, parts, condition)
+    }
+
+    fn abort_multipart_upload(
+        &self,
+        key: &str,
+        upload_id: &UploadId,
+    ) -> impl Future<Output = ClientResult<()>> + Send {
+        (**self).abort_multipart_upload(key, upload_id)
+    }
+
+    fn copy_object(
+        &self,
+        source_key: &str,
+        dest_key: &str,
+        params: &CopyObjectParams,
+    ) -> impl Future<Output = ClientResult<PutObjectResult>> + Send {
+        (**self).copy_object(source_key, dest_key, params)
+    }
+
+    fn delete_object(&self, key: &str) -> impl Future<Output = ClientResult<()>> + Send {
+        (**self).delete_object(key)
+    }
+
+    fn list_objects(
+        &self,
+        params: &ListObjectsParams,
+    ) -> impl Future<Output = ClientResult<ListObjectsResult>> + Send {
+        (**self).list_objects(params)
+    }
+}

@@ -38,6 +38,22 @@ impl<C: ObjectClient> Filesystem<C> {
         Ok((ino, attr))
     }
 
+    /// Check that the bucket (and prefix) can be listed: one request, used
+    /// at mount time so a wrong name or credentials fail the mount itself.
+    pub async fn check_bucket(&self) -> FsResult<()> {
+        let params = ListObjectsParams {
+            prefix: self.config.prefix.clone(),
+            delimiter: Some("/".into()),
+            max_keys: Some(1),
+            ..Default::default()
+        };
+        self.client
+            .list_objects(&params)
+            .await
+            .map(|_| ())
+            .map_err(|e| FsError::client("list", &self.config.prefix, e))
+    }
+
     /// Add one kernel reference to `ino` (a readdirplus entry handed out).
     pub fn remember(&self, ino: u64) {
         if let Some(i) = self.table().get_mut(ino) {

@@ -46,6 +46,11 @@ impl<C: ObjectClient> Filesystem<C> {
             });
         }
         let (src, src_attr) = self.resolve(parent, name).await?;
+        if src_attr.kind == FileKind::Directory && self.is_within(new_parent, src) {
+            return Err(FsError::InvalidArgument {
+                reason: "rename of a directory into itself",
+            });
+        }
         let dst = match self.resolve(new_parent, new_name).await {
             Ok((ino, attr)) => Some((ino, attr)),
             Err(FsError::NotFound) => None,
@@ -134,23 +139,8 @@ impl<C: ObjectClient> Filesystem<C> {
         let (old_path, inos) = {
             let table = self.table();
             let i = table.get(src).ok_or(FsError::Stale)?;
-            // Moving a directory under itself would recurse forever.
-            let mut p = new_parent;
-            while p != crate::fs::ROOT_INO {
-                if p == src {
-                    return Err(FsError::InvalidArgument {
-                        reason: "rename of a directory into itself",
-                    });
-                }
-                p = table.get(p).map_or(crate::fs::ROOT_INO, |x| x.parent);
-            }
             (i.path.clone(), table.under(src))
         };
-        if new_parent == src {
-            return Err(FsError::InvalidArgument {
-                reason: "rename of a directory into itself",
-            });
-        }
         for ino in &inos {
             self.upload_inode(*ino).await?;
         }
@@ -244,6 +234,20 @@ impl<C: ObjectClient> Filesystem<C> {
                     len: base.len,
                 };
             }
+        }
+    }
+
+    /// Whether `ino` is `dir` or lies under it.
+    fn is_within(&self, mut ino: u64, dir: u64) -> bool {
+        let table = self.table();
+        loop {
+            if ino == dir {
+                return true;
+            }
+            if ino == crate::fs::ROOT_INO {
+                return false;
+            }
+            ino = table.get(ino).map_or(crate::fs::ROOT_INO, |i| i.parent);
         }
     }
 

@@ -17,6 +17,7 @@
 #![allow(dead_code)]
 
 pub mod fsutil;
+pub mod pathfs;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

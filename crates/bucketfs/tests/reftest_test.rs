@@ -1,0 +1,45 @@
+//! Reference-model property test: random sequences of create, write at
+//! offsets, truncate, rename, unlink, mkdir, rmdir, symlink, remount and
+//! writes/deletes by another client, compared with a model after every
+//! step. Shrunk failures are kept below as `regression_*` tests.
+
+mod common;
+mod reftests;
+
+use proptest::prelude::*;
+use reftests::harness::run;
+use reftests::ops::{op, Op};
+
+fn block_on(f: impl std::future::Future<Output = ()>) {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(f);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+    #[test]
+    fn filesystem_matches_model(ops in proptest::collection::vec(op(), 1..40)) {
+        block_on(run(&ops));
+    }
+}
+
+#[test]
+fn regression_rename_dir_over_empty_dir_then_remount() {
+    block_on(run(&[
+        Op::Mkdir { path: 2 },
+        Op::Write {
+            path: 3,
+            offset: 0,
+            len: 10,
+            byte: 1,
+        },
+        Op::Mkdir { path: 5 },
+        Op::Rename { from: 2, to: 5 },
+        Op::Remount,
+    ]));
+}
