@@ -1,0 +1,123 @@
+//! The reconciler: makes the store and the machine agree, at startup (before
+//! serving) and then periodically.
+//!
+//! It reads the live rows first and the runtime's inventory second, and
+//! skips every sandbox whose create or destroy is running in this process
+//! (the in-flight set), so it never races a request. Then:
+//! - a `creating` row not in flight is a create interrupted by a crash: its
+//!   leftovers are destroyed and the row becomes `failed`;
+//! - a `destroying` row is finished (destroy is idempotent) and becomes
+//!   `destroyed`;
+//! - a `running` row whose sandbox is gone, stopped or partial becomes
+//!   `failed` after its leftovers are destroyed; a running one is left alone,
+//!   which is what keeps sandboxes usable across a `kill -9` of the server;
+//! - a sandbox on the machine without a live row is a leftover and is destroyed.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use cove_api::ids::SandboxId;
+use cove_api::sandbox::SandboxStatus;
+use cove_runtime::{RuntimeSandbox, RuntimeState};
+use cove_store::SandboxRecord;
+
+use crate::error::ServiceError;
+use crate::state::AppState;
+
+/// What one pass did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct ReconcileReport {
+    /// Rows marked `failed` (interrupted creates, vanished sandboxes).
+    pub failed: Vec<SandboxId>,
+    /// `destroying` rows finished.
+    pub destroyed: Vec<SandboxId>,
+    /// Sandboxes on the machine without a live row, removed.
+    pub removed_leftovers: Vec<SandboxId>,
+}
+
+/// One reconciliation pass.
+pub async fn reconcile_once(state: &AppState) -> Result<ReconcileReport, ServiceError> {
+    let rows = state.store.list_live_sandboxes().await?;
+    let on_host: HashMap<SandboxId, RuntimeSandbox> = state
+        .runtime
+        .list()
+        .await?
+        .into_iter()
+        .map(|s| (s.id.clone(), s))
+        .collect();
+    let mut report = ReconcileReport::default();
+    let live: HashSet<SandboxId> = rows.iter().map(|r| r.id.clone()).collect();
+    for row in rows {
+        if state.inflight.contains(&row.id) {
+            continue;
+        }
+        let host_state = on_host.get(&row.id).map(|s| s.state);
+        reconcile_row(state, row, host_state, &mut report).await;
+    }
+    for id in on_host.keys() {
+        if live.contains(id) || state.inflight.contains(id) {
+            continue;
+        }
+        match state.runtime.destroy(id).await {
+            Ok(()) => report.removed_leftovers.push(id.clone()),
+            Err(e) => tracing::error!(sandbox_id = %id, error = %e, "removing leftover failed"),
+        }
+    }
+    Ok(report)
+}
+
+async fn reconcile_row(
+    state: &AppState,
+    mut row: SandboxRecord,
+    host_state: Option<RuntimeState>,
+    report: &mut ReconcileReport,
+) {
+    let reason = match (row.status, host_state) {
+        (SandboxStatus::Creating, _) => "create was interrupted (server restart)",
+        (SandboxStatus::Destroying, _) => {
+            let id = row.id.clone();
+            if state.sandboxes.finish_destroy(row).await == SandboxStatus::Destroyed {
+                report.destroyed.push(id);
+            }
+            return;
+        }
+        (SandboxStatus::Running, Some(RuntimeState::Running)) => return,
+        (SandboxStatus::Running, Some(RuntimeState::Stopped)) => "sandbox stopped unexpectedly",
+        (SandboxStatus::Running, Some(RuntimeState::Partial)) => {
+            "sandbox is incomplete on its host"
+        }
+        (SandboxStatus::Running, None) => "sandbox vanished from its host",
+        // Pause, resume and fork do not exist yet; their rows are left as they are.
+        (
+            SandboxStatus::Pausing
+            | SandboxStatus::Paused
+            | SandboxStatus::Resuming
+            | SandboxStatus::Forking
+            | SandboxStatus::Error
+            | SandboxStatus::Destroyed
+            | SandboxStatus::Failed,
+            _,
+        ) => return,
+    };
+    tracing::warn!(sandbox_id = %row.id, reason, "reconciler marks sandbox failed");
+    let id = row.id.clone();
+    state.sandboxes.mark_failed(&mut row, reason).await;
+    report.failed.push(id);
+}
+
+/// Runs `reconcile_once` every `interval` until the task is aborted.
+pub fn spawn(state: AppState, interval: Duration) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+        loop {
+            ticker.tick().await;
+            match reconcile_once(&state).await {
+                Ok(report) if report != ReconcileReport::default() => {
+                    tracing::info!(?report, "reconciler pass changed state")
+                }
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = %e, "reconciler pass failed"),
+            }
+        }
+    })
+}
