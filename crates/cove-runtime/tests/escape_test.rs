@@ -1,0 +1,109 @@
+//! Escape attempts through the files API never reach host files: `..`,
+//! absolute and relative symlinks to host paths, `/proc/self/root` and
+//! `/proc/1/root`, symlinked parent directories; and one sandbox cannot
+//! read another's files.
+
+mod common;
+
+use anyhow::Result;
+use common::TestRuntime;
+use cove_runtime::Runtime;
+
+/// A host directory with a secret file, removed on drop.
+struct HostSecret {
+    dir: tempfile::TempDir,
+}
+
+impl HostSecret {
+    fn new() -> Result<HostSecret> {
+        let dir = tempfile::Builder::new().prefix("cove-escape-").tempdir()?;
+        std::fs::write(dir.path().join("secret"), b"host-secret")?;
+        Ok(HostSecret { dir })
+    }
+    fn path(&self) -> String {
+        self.dir.path().display().to_string()
+    }
+    fn untouched(&self) -> bool {
+        let names: Vec<_> = std::fs::read_dir(self.dir.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        names.len() == 1 && std::fs::read(self.dir.path().join("secret")).unwrap() == b"host-secret"
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn files_api_escapes_never_touch_host_files() -> Result<()> {
+    let host = HostSecret::new()?;
+    let h = host.path();
+    let t = TestRuntime::start().await?;
+    let sb = t.sandbox().await?;
+    sb.sh(&format!(
+        "ln -s {h}/secret /root/abs && ln -s {h} /root/absdir && \
+         ln -s ../../../../../../..{h} /root/reldir && ln -s /proc/self/root /root/procroot"
+    ))
+    .await?;
+
+    let reads = [
+        format!("/../../../../..{h}/secret"),
+        format!("/root/../../..{h}/secret"),
+        "/root/abs".to_string(),
+        "/root/absdir/secret".to_string(),
+        "/root/reldir/secret".to_string(),
+        format!("/proc/self/root{h}/secret"),
+        format!("/proc/1/root{h}/secret"),
+        format!("/root/procroot{h}/secret"),
+    ];
+    for p in &reads {
+        let got = sb.read(p).await;
+        assert!(
+            !matches!(&got, Ok(b) if b == b"host-secret"),
+            "read {p} returned the host's secret"
+        );
+        assert!(got.is_err(), "read {p} found a file: {got:?}");
+    }
+    let writes = [
+        format!("/../../..{h}/pwned"),
+        "/root/abs".to_string(),
+        "/root/absdir/pwned".to_string(),
+        "/root/reldir/pwned".to_string(),
+        format!("/proc/self/root{h}/pwned"),
+        format!("/proc/1/root{h}/secret"),
+    ];
+    for p in &writes {
+        // Whether the write lands inside the sandbox or is refused, the host is untouched.
+        let _ = sb.write(p, b"pwned".to_vec()).await;
+        assert!(host.untouched(), "write {p} changed the host directory");
+    }
+    // The symlink writes landed inside the sandbox's own tree.
+    let out = sb.sh(&format!("cat {h}/pwned")).await?;
+    assert_eq!(common::text(&out.stdout), "pwned");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_sandbox_cannot_read_another_sandboxs_files() -> Result<()> {
+    let t = TestRuntime::start().await?;
+    let a = t.sandbox().await?;
+    let b = t.sandbox().await?;
+    a.write("/root/a-only", b"a-secret".to_vec()).await?;
+    assert_eq!(a.read("/root/a-only").await?, b"a-secret");
+    assert!(b.read("/root/a-only").await.is_err());
+    // Not through the host path of a's writable layer either.
+    let upper = t
+        .dir
+        .path()
+        .join("sandboxes")
+        .join(a.id.as_str())
+        .join("disk/upper/root/a-only");
+    assert!(upper.exists());
+    assert!(b.read(&upper.display().to_string()).await.is_err());
+    // Nor through a's processes: b's pid namespace does not contain them.
+    let out = b
+        .sh("cat /proc/*/root/root/a-only 2>/dev/null; ls /proc | grep -c '^[0-9]'")
+        .await?;
+    assert!(!common::text(&out.stdout).contains("a-secret"));
+    assert!(t.rt.read_file(&b.id, "/root/a-only").await.is_err());
+    Ok(())
+}
