@@ -65,7 +65,8 @@ impl TestBucket for MotoBucket {
 #[test]
 fn public_bucket_mounts_and_reads_with_unsigned_requests() {
     let moto = TempMoto::start();
-    moto.create_bucket("public");
+    moto.create_bucket("public", true);
+    moto.create_bucket("private", false);
     let signed = S3Config::new("public", "us-east-1")
         .with_endpoint(moto.endpoint())
         .with_credentials(Credentials::new("owner", "owner-secret"));
@@ -104,4 +105,28 @@ fn public_bucket_mounts_and_reads_with_unsigned_requests() {
     );
     assert_eq!(std::fs::read(s.path("data/b.csv")).unwrap(), b"4,5\n");
     assert_eq!(s.bucket.get("readme.txt").unwrap(), b"open data");
+
+    // The same unsigned client on a private bucket is refused: the requests
+    // really carry no credentials.
+    let private = S3Config::new("private", "us-east-1").with_endpoint(moto.endpoint());
+    let anon = S3Client::new(private).unwrap();
+    let signed = S3Config::new("private", "us-east-1")
+        .with_endpoint(moto.endpoint())
+        .with_credentials(Credentials::new("owner", "owner-secret"));
+    let owner = S3Client::new(signed).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(owner.put_object(
+        "secret.txt",
+        Bytes::from_static(b"s"),
+        &PutObjectParams::default(),
+    ))
+    .unwrap();
+    let r = rt.block_on(anon.get_object("secret.txt", &GetObjectParams::default()));
+    assert!(
+        matches!(r, Err(ObjectClientError::AccessDenied { .. })),
+        "{r:?}"
+    );
 }

@@ -28,7 +28,6 @@ fn build_tree(root: &Path) {
     std::fs::set_permissions(root.join("d/f"), std::fs::Permissions::from_mode(0o640)).unwrap();
     std::os::unix::fs::chown(root.join("d/f"), Some(1234), Some(5678)).unwrap();
     let status = Command::new("touch")
-        .arg("-m")
         .arg("-d")
         .arg(format!("@{MTIME}"))
         .arg(root.join("d/f"))

@@ -54,10 +54,16 @@ impl TempMoto {
         format!("http://127.0.0.1:{}", self.port)
     }
 
-    /// Creates a bucket (moto needs no signature for it).
-    pub fn create_bucket(&self, name: &str) {
+    /// Creates a bucket (moto needs no signature for it); `public` gives it
+    /// the `public-read` canned ACL, which moto enforces on anonymous GETs.
+    pub fn create_bucket(&self, name: &str, public: bool) {
+        let acl = if public {
+            "x-amz-acl: public-read"
+        } else {
+            "x-amz-acl: private"
+        };
         let status = Command::new("curl")
-            .args(["-sf", "-o", "/dev/null", "-X", "PUT"])
+            .args(["-sf", "-o", "/dev/null", "-X", "PUT", "-H", acl])
             .arg(format!("{}/{name}", self.endpoint()))
             .status()
             .expect("run curl");
