@@ -94,6 +94,8 @@ pub struct Filesystem<C: ObjectClient> {
     table: Mutex<InodeTable>,
     handles: Mutex<HashMap<u64, Arc<Handle<MeteredClient<C>>>>>,
     next_fh: AtomicU64,
+    /// Distinguishes this mount's upload attempts from other writers'.
+    mount_id: String,
     /// Inodes whose last upload failed, retried by `retry_pending`.
     pending: Mutex<HashSet<u64>>,
 }
@@ -117,6 +119,14 @@ impl<C: ObjectClient> Filesystem<C> {
             handles: Mutex::new(HashMap::new()),
             next_fh: AtomicU64::new(1),
             pending: Mutex::new(HashSet::new()),
+            mount_id: format!(
+                "{}-{}",
+                std::process::id(),
+                SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap_or_default()
+                    .as_nanos()
+            ),
         })
     }
 

@@ -6,9 +6,10 @@
 //!   interrupted between the two, both names exist; nothing is lost.
 //! - A directory is moved key by key: every object under the old prefix is
 //!   copied to the new prefix first, and only when all copies succeeded are
-//!   the old keys deleted. An interruption leaves both trees (never
-//!   neither); a second rename finishes the move. Other clients can see the
-//!   intermediate states: the rename is not atomic (`SEMANTICS.md`).
+//!   the old keys deleted. An interruption (a failed copy or delete) leaves
+//!   every original object in place, possibly with a partial copy under the
+//!   new name; nothing is lost. Other clients can see the intermediate
+//!   states: the rename is not atomic (`SEMANTICS.md`).
 
 use std::collections::HashMap;
 use std::sync::Arc;

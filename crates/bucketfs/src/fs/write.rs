@@ -40,7 +40,14 @@ pub struct WriteState {
     pub base: Option<BaseObject>,
     /// The last upload met a conflict; do not retry automatically.
     pub conflict: bool,
+    /// Ids of failed upload attempts whose effect is unknown (the request
+    /// may have landed and only the response been lost).
+    pub attempts: Vec<String>,
 }
+
+/// Metadata naming the upload attempt that wrote an object, so a retry can
+/// tell its own earlier write (response lost) from another client's.
+pub const UPLOAD_ID_META: &str = "bucketfs-upload";
 
 impl<C: ObjectClient> Filesystem<C> {
     /// The write slot of `ino`, created (with the current object as its
@@ -74,6 +81,7 @@ impl<C: ObjectClient> Filesystem<C> {
                 staged,
                 base,
                 conflict: false,
+                attempts: Vec::new(),
             }),
         });
         inode.write = Some(Arc::clone(&slot));
@@ -114,21 +122,45 @@ impl<C: ObjectClient> Filesystem<C> {
         } else {
             None
         };
-        let params = UploadParams {
+        let attempt = self.next_attempt_id();
+        let mut metadata = to_metadata(&attr);
+        metadata.insert(UPLOAD_ID_META.into(), attempt.clone());
+        let mut params = UploadParams {
             key: key.clone(),
-            metadata: to_metadata(&attr),
+            metadata,
             content_type: None,
             condition,
             concurrency: self.config.upload_concurrency,
         };
         let state = &mut *state;
-        let result = upload(
+        let mut result = upload(
             &*self.client,
             &mut state.staged,
             state.base.as_ref(),
             &params,
         )
         .await;
+        if let Err(FsError::Conflict { .. }) = &result {
+            // The object changed since we read it. If the change is one of
+            // our own earlier attempts whose response was lost, take it as
+            // the new base and try once more; otherwise it is another
+            // client's write and we must not overwrite it.
+            if let Some(etag) = self.own_attempt(&key, state).await {
+                params.condition = Some(PutCondition::IfMatch(etag));
+                result = upload(
+                    &*self.client,
+                    &mut state.staged,
+                    state.base.as_ref(),
+                    &params,
+                )
+                .await;
+            }
+        }
+        if result.is_err() {
+            state.attempts.push(attempt);
+        } else {
+            state.attempts.clear();
+        }
         self.metrics.store_staging(&self.staging);
         match result {
             Ok(put) => {
@@ -163,6 +195,28 @@ impl<C: ObjectClient> Filesystem<C> {
                 Err(e)
             }
         }
+    }
+
+    fn next_attempt_id(&self) -> String {
+        let n = self.next_fh.fetch_add(1, Ordering::Relaxed);
+        format!("{}-{n}", self.mount_id)
+    }
+
+    /// If the object at `key` was written by one of `state`'s earlier
+    /// failed attempts, rebase `state` on it and return its ETag.
+    async fn own_attempt(&self, key: &str, state: &mut WriteState) -> Option<crate::client::ETag> {
+        let head = self.client.head_object(key).await.ok()?;
+        let id = head.metadata.get(UPLOAD_ID_META)?;
+        if !state.attempts.contains(id) {
+            return None;
+        }
+        // Blocks still absent locally were copied from the base into that
+        // attempt at the same offsets, so it can serve as the base.
+        if let Some(base) = state.base.as_mut() {
+            base.etag = head.etag.clone();
+            base.len = base.len.min(head.size);
+        }
+        Some(head.etag)
     }
 
     /// Mark every writable handle of `ino` poisoned.

@@ -124,6 +124,20 @@ pub async fn upload<C: ObjectClient>(
     params: &UploadParams,
 ) -> FsResult<PutObjectResult> {
     let size = staged.size();
+    if size == 0 {
+        // S3 cannot express a range of an empty object; nothing to fetch.
+        let put = PutObjectParams {
+            metadata: params.metadata.clone(),
+            content_type: params.content_type.clone(),
+            condition: params.condition.clone(),
+        };
+        let result = client
+            .put_object(&params.key, Bytes::new(), &put)
+            .await
+            .map_err(|e| upload_error(&params.key, e))?;
+        staged.mark_all_clean();
+        return Ok(result);
+    }
     if size <= BLOCK_SIZE {
         for i in staged.absent_in(0, size) {
             fill_block(client, staged, base, i).await?;
