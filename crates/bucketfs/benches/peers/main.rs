@@ -1,0 +1,185 @@
+//! The bucketfs benchmark: bucketfs (`cove mount`), s3fs (Debian) and
+//! rclone mount (Debian, `--vfs-cache-mode writes`) side by side on one
+//! garage on loopback, with the raw S3 client (`bucketfs::s3::S3Client`,
+//! parallel parts and ranged GETs) as the ceiling. One run; figures printed
+//! as a table. Not a timed test: nothing here asserts a speed.
+//!
+//! Run: `bench/bucketfs/run.sh` (builds `cove` in release, then this).
+//! Env: `COVE_BIN` (the cove binary), `BENCH_SIZE_MIB` (sequential file
+//! size, default 1024), `BENCH_SYSTEMS` (comma list of raw,bucketfs,s3fs,rclone).
+//!
+//! Every write is timed until it is *durable*: the object is complete in the
+//! bucket (checked with HEAD by the raw client), not when `close` returns,
+//! because rclone acknowledges writes seconds before uploading them.
+
+mod mounts;
+mod raw;
+mod workload;
+
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use bucketfs::s3::{Credentials, S3Client, S3Config};
+use cove_testkit::garage::TempGarage;
+
+pub const MIB: u64 = 1024 * 1024;
+pub const KIB: u64 = 1024;
+
+/// Sizes of the run.
+#[derive(Clone, Copy, Debug)]
+pub struct Sizes {
+    /// Sequential write/read file.
+    pub seq: u64,
+    /// Renamed file.
+    pub rename: u64,
+    /// File appended to / written in the middle.
+    pub edit: u64,
+    /// Files in the listed directory.
+    pub list_files: usize,
+    /// Small files created.
+    pub creates: usize,
+}
+
+/// One system's figures; `None` where a metric does not apply.
+#[derive(Default, Debug, Clone)]
+pub struct Figures {
+    pub mount: Option<Duration>,
+    pub seq_write: Option<Duration>,
+    pub seq_read: Option<Duration>,
+    pub creates: Option<Duration>,
+    pub ls_cold: Option<Duration>,
+    pub ls_warm: Option<Duration>,
+    pub rename: Option<Duration>,
+    pub append: Option<Duration>,
+    pub mid_write: Option<Duration>,
+    pub idle_rss_kib: Option<u64>,
+    pub peak_rss_kib: Option<u64>,
+}
+
+/// A client on `bucket` of `garage` (what the harness uses to prepare and check).
+pub fn client(garage: &TempGarage, bucket: &str) -> Result<S3Client> {
+    let config = S3Config::new(bucket, garage.region())
+        .with_endpoint(garage.endpoint())
+        .with_credentials(Credentials::new(garage.key_id(), garage.secret_key()));
+    S3Client::new(config).context("s3 client")
+}
+
+fn main() -> Result<()> {
+    // `cargo bench` passes `--bench`; there are no other arguments.
+    let size_mib: u64 = std::env::var("BENCH_SIZE_MIB")
+        .ok()
+        .map(|s| s.parse().context("BENCH_SIZE_MIB"))
+        .transpose()?
+        .unwrap_or(1024);
+    let sizes = Sizes {
+        seq: size_mib * MIB,
+        rename: 100 * MIB.min(size_mib * MIB),
+        edit: 64 * MIB.min(size_mib * MIB),
+        list_files: 10_000,
+        creates: 1_000,
+    };
+    let systems: Vec<String> = std::env::var("BENCH_SYSTEMS")
+        .unwrap_or_else(|_| "raw,bucketfs,s3fs,rclone".into())
+        .split(',')
+        .map(str::to_owned)
+        .collect();
+    let garage = TempGarage::start().context("start garage")?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    eprintln!("garage on {}, sizes {sizes:?}", garage.endpoint());
+
+    let mut results = Vec::new();
+    for system in &systems {
+        eprintln!("== {system}");
+        let bucket = garage.create_unique_bucket(system)?;
+        let c = client(&garage, &bucket)?;
+        rt.block_on(workload::prepare(&c, &sizes))?;
+        let figures = match system.as_str() {
+            "raw" => rt.block_on(raw::run(&c, &sizes))?,
+            other => {
+                let kind = mounts::Kind::parse(other)?;
+                workload::run_mounted(&rt, &garage, &bucket, &c, kind, &sizes)?
+            }
+        };
+        eprintln!("{figures:?}");
+        results.push((system.clone(), figures));
+    }
+    print_table(&results, &sizes);
+    Ok(())
+}
+
+fn secs(d: Option<Duration>) -> String {
+    d.map_or("–".into(), |d| format!("{:.3}", d.as_secs_f64()))
+}
+
+fn rate(bytes: u64, d: Option<Duration>) -> String {
+    d.map_or("–".into(), |d| {
+        format!("{:.0}", bytes as f64 / MIB as f64 / d.as_secs_f64())
+    })
+}
+
+fn mib(k: Option<u64>) -> String {
+    k.map_or("–".into(), |k| format!("{:.1}", k as f64 / 1024.0))
+}
+
+fn print_table(results: &[(String, Figures)], s: &Sizes) {
+    let rows: Vec<(String, Box<dyn Fn(&Figures) -> String>)> = vec![
+        ("mount, s".into(), Box::new(|f: &Figures| secs(f.mount))),
+        (
+            format!("seq write {} MiB until durable, MiB/s", s.seq / MIB),
+            Box::new(move |f: &Figures| rate(s.seq, f.seq_write)),
+        ),
+        (
+            format!("seq read {} MiB (fresh mount), MiB/s", s.seq / MIB),
+            Box::new(move |f: &Figures| rate(s.seq, f.seq_read)),
+        ),
+        (
+            format!("{} × 4 KiB creates until durable, s", s.creates),
+            Box::new(|f: &Figures| secs(f.creates)),
+        ),
+        (
+            format!("`ls -l` {} objects cold, s", s.list_files),
+            Box::new(|f: &Figures| secs(f.ls_cold)),
+        ),
+        (
+            format!("`ls -l` {} objects warm, s", s.list_files),
+            Box::new(|f: &Figures| secs(f.ls_warm)),
+        ),
+        (
+            format!("rename {} MiB file until durable, s", s.rename / MIB),
+            Box::new(|f: &Figures| secs(f.rename)),
+        ),
+        (
+            format!("append 4 KiB to {} MiB file until durable, s", s.edit / MIB),
+            Box::new(|f: &Figures| secs(f.append)),
+        ),
+        (
+            format!("4 KiB write mid {} MiB file until durable, s", s.edit / MIB),
+            Box::new(|f: &Figures| secs(f.mid_write)),
+        ),
+        (
+            "idle RSS, MiB".into(),
+            Box::new(|f: &Figures| mib(f.idle_rss_kib)),
+        ),
+        (
+            "peak RSS (seq write + read), MiB".into(),
+            Box::new(|f: &Figures| mib(f.peak_rss_kib)),
+        ),
+    ];
+    let mut header = "| metric |".to_string();
+    let mut rule = "|---|".to_string();
+    for (name, _) in results {
+        header.push_str(&format!(" {name} |"));
+        rule.push_str("---|");
+    }
+    println!("\n{header}\n{rule}");
+    for (label, f) in &rows {
+        let mut line = format!("| {label} |");
+        for (_, figures) in results {
+            line.push_str(&format!(" {} |", f(figures)));
+        }
+        println!("{line}");
+    }
+}
