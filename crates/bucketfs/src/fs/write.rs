@@ -171,6 +171,7 @@ impl<C: ObjectClient> Filesystem<C> {
                     len: size,
                 });
                 state.conflict = false;
+                state.staged.release_recovery();
                 slot.dirty.store(false, Ordering::Release);
                 self.pending().remove(&ino);
                 let mut table = self.table();

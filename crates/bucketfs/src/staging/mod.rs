@@ -258,6 +258,18 @@ impl StagedFile {
     }
 }
 
+impl StagedFile {
+    /// Undo `keep_for_recovery` (the data was uploaded after all).
+    pub fn release_recovery(&mut self) {
+        if self.keep {
+            self.keep = false;
+            let mut sidecar = self.path.clone().into_os_string();
+            sidecar.push(".key");
+            let _ = std::fs::remove_file(sidecar);
+        }
+    }
+}
+
 impl Drop for StagedFile {
     fn drop(&mut self) {
         self.area.release(self.size);
