@@ -329,6 +329,12 @@ async fn sqlite_file_is_shared_by_two_openers_in_wal_mode() {
         "ops"
     );
     assert!(dir.path().join("cove.db-wal").exists());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "the database holds secrets");
+    }
 }
 
 #[tokio::test]

@@ -1,14 +1,20 @@
 //! The `cove` binary: `cove serve`, `cove keys`, `cove mount`.
-//! Each subcommand lives in its own module with an `Args` type and a `run`.
+//! Each subcommand lives in its own module with an `Args` type and a `run`;
+//! logs of `serve` and `keys` go to stderr, filtered by `RUST_LOG` (default `info`).
 
 use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
 
 mod keys;
 mod mount;
 mod serve;
 
 #[derive(Parser)]
-#[command(name = "cove", version, about = "Self-hostable sandboxes with bring-your-own S3")]
+#[command(
+    name = "cove",
+    version,
+    about = "Self-hostable sandboxes with bring-your-own S3"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -27,8 +33,24 @@ enum Command {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve(args) => serve::run(args),
-        Command::Keys(args) => keys::run(args),
+        Command::Serve(args) => {
+            init_logs();
+            serve::run(args)
+        }
+        Command::Keys(args) => {
+            init_logs();
+            keys::run(args)
+        }
+        // `cove mount` sets up its own logging (it may fork first).
         Command::Mount(args) => mount::run(args),
     }
+}
+
+fn init_logs() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
 }
