@@ -15,5 +15,6 @@ pub mod fuse;
 pub mod memory;
 pub mod metrics;
 pub mod prefetch;
+pub mod s3;
 pub mod staging;
 pub mod upload;
