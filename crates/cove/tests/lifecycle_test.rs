@@ -289,9 +289,7 @@ async fn create_validation_and_errors_use_jsend_fail_with_codes() -> anyhow::Res
     let r = api.send(Method::GET, "/v1/sandboxes/sb_nope", None).await?;
     assert_eq!(r.status, 404);
     assert!(!r.fail_code()?.is_empty());
-    let r = reqwest::Client::builder()
-        .no_proxy()
-        .build()?
+    let r = common::http_client()
         .get(api.url("/v1/whoami"))
         .send()
         .await?;
@@ -301,9 +299,7 @@ async fn create_validation_and_errors_use_jsend_fail_with_codes() -> anyhow::Res
     assert_eq!(r.status, 401);
     assert!(!r.fail_code()?.is_empty());
     // Bearer works as well as X-Api-Key.
-    let r = reqwest::Client::builder()
-        .no_proxy()
-        .build()?
+    let r = common::http_client()
         .get(api.url("/v1/whoami"))
         .bearer_auth(api.key())
         .send()

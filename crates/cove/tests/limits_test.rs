@@ -90,9 +90,7 @@ async fn fork_bomb_is_contained_by_the_pids_limit() -> anyhow::Result<()> {
         "the bomb spread: {during} host processes"
     );
     let t = Instant::now();
-    let health = reqwest::Client::builder()
-        .no_proxy()
-        .build()?
+    let health = common::http_client()
         .get(format!("{}/healthz", server.base()))
         .timeout(Duration::from_secs(10))
         .send()

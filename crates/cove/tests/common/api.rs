@@ -79,13 +79,11 @@ const JSON_TIMEOUT: Duration = Duration::from_secs(180);
 
 impl Api {
     pub fn new(base: String, key: String) -> Self {
-        // Loopback only: never let a proxy from the environment in.
-        let http = reqwest::Client::builder()
-            .no_proxy()
-            .connect_timeout(Duration::from_secs(10))
-            .build()
-            .expect("a reqwest client without TLS always builds");
-        Self { http, base, key }
+        Self {
+            http: super::http_client(),
+            base,
+            key,
+        }
     }
 
     pub fn key(&self) -> &str {

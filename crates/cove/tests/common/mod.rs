@@ -44,6 +44,18 @@ pub fn require_real_parts() {
     );
 }
 
+/// A plain-HTTP client for loopback. reqwest's TLS feature set is unified
+/// with bucketfs's (`rustls-no-provider`), so a process-wide crypto provider
+/// must exist before any client is built, even one that never uses TLS.
+pub fn http_client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .no_proxy()
+        .connect_timeout(std::time::Duration::from_secs(10))
+        .build()
+        .expect("a plain-HTTP reqwest client always builds")
+}
+
 /// A lowercase, DNS-label-safe name unique across parallel runs.
 pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{:08x}", rand::random::<u32>())

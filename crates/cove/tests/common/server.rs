@@ -150,7 +150,7 @@ impl TempServer {
 
     async fn wait_healthy(&mut self) -> Result<()> {
         let url = format!("{}/healthz", self.base());
-        let http = reqwest::Client::builder().no_proxy().build()?;
+        let http = super::http_client();
         let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline {
             if let Some(child) = self.child.as_mut() {
