@@ -11,6 +11,9 @@ use crate::client::ETag;
 use crate::fs::meta::Attr;
 use crate::fs::write::WriteSlot;
 
+/// Most negative entries kept.
+const MAX_MISSING: usize = 4096;
+
 /// The root directory's inode number (FUSE's FUSE_ROOT_ID).
 pub const ROOT_INO: u64 = 1;
 
@@ -63,6 +66,9 @@ pub struct Inode {
 pub struct InodeTable {
     pub inodes: HashMap<u64, Inode>,
     pub children: HashMap<u64, BTreeMap<String, u64>>,
+    /// Names a probe found absent, and when (a negative cache bounded in
+    /// size: cleared when it grows past `MAX_MISSING`).
+    pub missing: HashMap<(u64, String), Instant>,
     next_ino: u64,
 }
 
@@ -91,6 +97,7 @@ impl InodeTable {
         Self {
             inodes,
             children: HashMap::new(),
+            missing: HashMap::new(),
             next_ino: ROOT_INO + 1,
         }
     }
@@ -123,6 +130,7 @@ impl InodeTable {
         meta_known: bool,
     ) -> u64 {
         self.detach(parent, name);
+        self.missing.remove(&(parent, name.to_string()));
         let ino = self.next_ino;
         self.next_ino += 1;
         let path = self.child_path(parent, name);
@@ -151,6 +159,14 @@ impl InodeTable {
             .or_default()
             .insert(name.to_string(), ino);
         ino
+    }
+
+    /// Remember that `parent/name` was absent at `when`.
+    pub fn remember_missing(&mut self, parent: u64, name: &str, when: Instant) {
+        if self.missing.len() >= MAX_MISSING {
+            self.missing.clear();
+        }
+        self.missing.insert((parent, name.to_string()), when);
     }
 
     /// The path of `name` under `parent`.
@@ -186,6 +202,7 @@ impl InodeTable {
             }
         }
         self.detach(new_parent, new_name);
+        self.missing.remove(&(new_parent, new_name.to_string()));
         let path = self.child_path(new_parent, new_name);
         if let Some(inode) = self.inodes.get_mut(&ino) {
             inode.parent = new_parent;

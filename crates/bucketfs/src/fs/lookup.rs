@@ -81,7 +81,14 @@ impl<C: ObjectClient> Filesystem<C> {
                         return Ok((ino, i.attr.clone()));
                     }
                 }
-            } else if p.complete.is_some_and(|t| self.is_fresh(Some(t))) {
+            } else if p.complete.is_some_and(|t| self.is_fresh(Some(t)))
+                || table
+                    .missing
+                    .get(&(parent, name.to_string()))
+                    .is_some_and(|t| self.is_fresh(Some(*t)))
+            {
+                // Known absent: a full listing, or a recent probe (the
+                // kernel's LOOKUP just before CREATE).
                 return Err(FsError::NotFound);
             }
             table.child_path(parent, name)
@@ -163,6 +170,7 @@ impl<C: ObjectClient> Filesystem<C> {
                     }
                     table.detach(parent, name);
                 }
+                table.remember_missing(parent, name, now);
                 return Err(FsError::NotFound);
             }
             Probe::Object { attr, remote } | Probe::Dir { attr, remote } => (attr, remote),

@@ -312,7 +312,7 @@ impl<C: ObjectClient> Filesystem<C> {
         let slot = self.write_slot(ino)?;
         let mut state = slot.state.lock().await;
         let state = &mut *state;
-        if size < state.staged.size() && size % crate::staging::BLOCK_SIZE != 0 {
+        if size < state.staged.size() && !size.is_multiple_of(crate::staging::BLOCK_SIZE) {
             let boundary = (size / crate::staging::BLOCK_SIZE) as usize;
             if state.staged.block(boundary) == crate::staging::Block::Absent {
                 crate::upload::fill_block(

@@ -215,7 +215,7 @@ impl StagedFile {
             // local file; zero them so a later extension reads zeros, and
             // mark the block dirty (it differs from the base now).
             let last = (len / BLOCK_SIZE) as usize;
-            if len % BLOCK_SIZE != 0 && self.blocks.get(last) != Some(&Block::Absent) {
+            if !len.is_multiple_of(BLOCK_SIZE) && self.blocks.get(last) != Some(&Block::Absent) {
                 let block_end = ((last as u64 + 1) * BLOCK_SIZE).min(self.size);
                 let zeros = vec![0u8; (block_end - len) as usize];
                 self.file.write_all_at(&zeros, len)?;
@@ -224,7 +224,7 @@ impl StagedFile {
         }
         self.set_len_inner(len, Block::Clean)?;
         if let Some(b) = self.blocks.last_mut() {
-            if len % BLOCK_SIZE != 0 && *b == Block::Clean {
+            if !len.is_multiple_of(BLOCK_SIZE) && *b == Block::Clean {
                 *b = Block::Dirty;
             }
         }

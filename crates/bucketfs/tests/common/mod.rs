@@ -65,12 +65,15 @@ impl Default for SessionConfig {
 /// Makes a mounted session.
 pub type SessionCreator = fn(SessionConfig) -> Session;
 
+/// Mounts the filesystem again on a path (for `Session::remount`).
+type Remounter = Box<dyn Fn(&Path) -> Box<dyn Send> + Send>;
+
 /// A mounted bucket; unmounts (after flushing) when dropped.
 pub struct Session {
     pub bucket: Arc<dyn TestBucket>,
     mountpoint: tempfile::TempDir,
     mount: Option<Box<dyn Send>>,
-    remount: Box<dyn Fn(&Path) -> Box<dyn Send> + Send>,
+    remount: Remounter,
 }
 
 impl Session {
