@@ -72,14 +72,16 @@ pub(super) fn from_transport(err: &reqwest::Error) -> ObjectClientError {
     {
         return ObjectClientError::Reset;
     }
-    // reqwest's message names the URL (bucket and key, never credentials);
-    // we drop it anyway and keep the cause chain.
-    let mut message = String::new();
-    let mut source: Option<&dyn std::error::Error> = Some(err);
+    // reqwest's own message names the URL (bucket and key, never
+    // credentials); keep only what failed and the cause chain.
+    let mut message = String::from(if err.is_connect() {
+        "connect"
+    } else {
+        "request"
+    });
+    let mut source = std::error::Error::source(err);
     while let Some(e) = source {
-        if !message.is_empty() {
-            message.push_str(": ");
-        }
+        message.push_str(": ");
         message.push_str(&e.to_string());
         source = e.source();
     }
