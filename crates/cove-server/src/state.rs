@@ -52,13 +52,13 @@ impl Default for AppConfig {
 pub struct InFlight(Mutex<HashSet<SandboxId>>);
 
 impl InFlight {
-    /// Marks `id` busy until the guard drops.
-    pub fn enter(self: &Arc<Self>, id: &SandboxId) -> InFlightGuard {
-        self.lock().insert(id.clone());
-        InFlightGuard {
+    /// Marks `id` busy until the guard drops; `None` when it already is
+    /// (check and mark are one step, so two workers never both proceed).
+    pub fn try_enter(self: &Arc<Self>, id: &SandboxId) -> Option<InFlightGuard> {
+        self.lock().insert(id.clone()).then(|| InFlightGuard {
             set: self.clone(),
             id: id.clone(),
-        }
+        })
     }
 
     /// Whether `id` is busy.

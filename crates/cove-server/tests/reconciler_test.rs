@@ -167,7 +167,30 @@ async fn in_flight_creates_are_left_alone() {
         .await
         .unwrap();
     h.mock.insert_leftover(r.id.clone(), RuntimeState::Partial);
-    let _busy = h.state.inflight.enter(&r.id);
+    let _busy = h.state.inflight.try_enter(&r.id).unwrap();
+    assert!(
+        h.state.inflight.try_enter(&r.id).is_none(),
+        "one worker at a time"
+    );
+    let report = reconcile_once(&h.state).await.unwrap();
+    assert_eq!(report, Default::default());
+    assert!(h.mock.contains(&r.id));
+}
+
+#[tokio::test]
+async fn sandbox_created_after_the_row_scan_is_not_a_leftover() {
+    // The runtime lists a sandbox whose live row exists (created between
+    // the reconciler's two reads); it must survive.
+    let h = harness().await;
+    let alice = h.state.store.ensure_user("alice").await.unwrap();
+    let mut r = row(&alice.id, SandboxStatus::Running);
+    r.ip = Some("10.99.255.254".into());
+    h.state
+        .store
+        .insert_sandbox(&r, &BTreeMap::new())
+        .await
+        .unwrap();
+    h.mock.insert_leftover(r.id.clone(), RuntimeState::Running);
     let report = reconcile_once(&h.state).await.unwrap();
     assert_eq!(report, Default::default());
     assert!(h.mock.contains(&r.id));

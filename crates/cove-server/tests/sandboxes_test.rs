@@ -475,3 +475,32 @@ async fn destroy_is_idempotent_and_row_stays_readable() {
     let who = h.get("/v1/whoami", &h.alice).await.data();
     assert_eq!(who["stats"]["total"], 0);
 }
+
+#[tokio::test]
+async fn delete_while_another_worker_holds_the_sandbox_does_not_race() {
+    let h = harness().await;
+    let sb = h.create(&h.alice, json!({"shape":"s-1vcpu-256mb"})).await;
+    let id = cove_api::ids::SandboxId::parse(sb["id"].as_str().unwrap()).unwrap();
+    let busy = h.state.inflight.try_enter(&id).unwrap();
+    let r = h
+        .call(
+            Method::DELETE,
+            &format!("/v1/sandboxes/{id}"),
+            Some(&h.alice),
+            None,
+        )
+        .await;
+    assert_eq!(r.data()["status"], "destroying");
+    assert!(h.mock.contains(&id), "the busy worker owns the sandbox");
+    drop(busy);
+    let r = h
+        .call(
+            Method::DELETE,
+            &format!("/v1/sandboxes/{id}"),
+            Some(&h.alice),
+            None,
+        )
+        .await;
+    assert_eq!(r.data()["status"], "destroyed");
+    assert!(!h.mock.contains(&id));
+}

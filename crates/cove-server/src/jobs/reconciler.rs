@@ -48,15 +48,28 @@ pub async fn reconcile_once(state: &AppState) -> Result<ReconcileReport, Service
     let mut report = ReconcileReport::default();
     let live: HashSet<SandboxId> = rows.iter().map(|r| r.id.clone()).collect();
     for row in rows {
-        if state.inflight.contains(&row.id) {
+        // Held while this row is worked on; busy rows belong to a request.
+        let Some(_busy) = state.inflight.try_enter(&row.id) else {
             continue;
-        }
+        };
         let host_state = on_host.get(&row.id).map(|s| s.state);
         reconcile_row(state, row, host_state, &mut report).await;
     }
     for id in on_host.keys() {
-        if live.contains(id) || state.inflight.contains(id) {
+        if live.contains(id) {
             continue;
+        }
+        let Some(_busy) = state.inflight.try_enter(id) else {
+            continue;
+        };
+        // A create may have finished since the rows were read: ask again.
+        match state.store.get_sandbox(id).await {
+            Ok(Some(row)) if !row.status.is_terminal() => continue,
+            Ok(_) => {}
+            Err(e) => {
+                tracing::error!(sandbox_id = %id, error = %e, "store lookup failed; leftover kept");
+                continue;
+            }
         }
         match state.runtime.destroy(id).await {
             Ok(()) => report.removed_leftovers.push(id.clone()),

@@ -313,7 +313,10 @@ impl SandboxService {
         };
         // In flight from before the row exists, so the reconciler never sees
         // a `creating` row of ours that it could take for an interrupted one.
-        let busy = self.inflight.enter(&record.id);
+        let busy = self
+            .inflight
+            .try_enter(&record.id)
+            .ok_or_else(|| ServiceError::Internal("fresh sandbox id already in flight".into()))?;
         let record = self.insert_row(record, given_name, &envs).await?;
         let spec = SandboxSpec {
             id: record.id.clone(),
@@ -444,21 +447,26 @@ impl SandboxService {
     /// reconciler finishes it).
     pub async fn destroy(&self, user: &User, id: &str) -> Result<DestroyedResponse, ServiceError> {
         let mut r = self.owned(user, id).await?;
-        match r.status {
-            SandboxStatus::Destroyed => {
-                return Ok(DestroyedResponse {
-                    id: r.id,
-                    status: SandboxStatus::Destroyed,
-                })
-            }
-            SandboxStatus::Creating if self.inflight.contains(&r.id) => {
-                return Err(ServiceError::InvalidState {
+        if r.status == SandboxStatus::Destroyed {
+            return Ok(DestroyedResponse {
+                id: r.id,
+                status: SandboxStatus::Destroyed,
+            });
+        }
+        // Busy: a create is still running (409), or a destroy of it is
+        // already under way (answer as that destroy would).
+        let Some(busy) = self.inflight.try_enter(&r.id) else {
+            return match r.status {
+                SandboxStatus::Creating => Err(ServiceError::InvalidState {
                     id: r.id,
                     status: r.status,
-                })
-            }
-            _ => {}
-        }
+                }),
+                _ => Ok(DestroyedResponse {
+                    id: r.id,
+                    status: SandboxStatus::Destroying,
+                }),
+            };
+        };
         let expected = r.status;
         r.status = SandboxStatus::Destroying;
         if !self.store.update_sandbox(&r, expected).await? {
@@ -476,7 +484,11 @@ impl SandboxService {
         }
         let sid = r.id.clone();
         let this = self.clone();
-        let task = tokio::spawn(async move { this.finish_destroy(r).await });
+        // Its own task, holding the in-flight mark, so a hang-up cannot cut it short.
+        let task = tokio::spawn(async move {
+            let _busy = busy;
+            this.finish_destroy(r).await
+        });
         let status = task
             .await
             .map_err(|e| ServiceError::Internal(format!("destroy task panicked: {e}")))?;
@@ -484,8 +496,8 @@ impl SandboxService {
     }
 
     /// Removes a `destroying` sandbox from the host and marks it destroyed.
+    /// The caller holds the sandbox's in-flight mark.
     pub(crate) async fn finish_destroy(&self, mut r: SandboxRecord) -> SandboxStatus {
-        let _busy = self.inflight.enter(&r.id);
         if let Err(e) = self.runtime.destroy(&r.id).await {
             tracing::error!(sandbox_id = %r.id, error = %e, "destroy failed; will retry");
             return SandboxStatus::Destroying;
