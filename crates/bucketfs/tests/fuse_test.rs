@@ -1,17 +1,21 @@
 //! Real FUSE mounts: syscalls through the kernel into bucketfs, each test
-//! body run against every session kind (in-memory here; garage sessions are
-//! added beside `mem_session`).
+//! body run against every session kind: the in-memory bucket and a real
+//! garage S3 server on loopback (`garage_session`).
 
 mod common;
+#[path = "common/garage.rs"]
+mod garage;
 
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
 use common::fsutil::names;
 use common::{mem_session, SessionConfig, SessionCreator};
+use garage::garage_session;
 use test_case::test_case;
 
 #[test_case(mem_session ; "mem")]
+#[test_case(garage_session ; "garage")]
 fn write_then_read_back_and_object_holds_bytes(creator: SessionCreator) {
     let s = creator(SessionConfig::default());
     std::fs::write(s.path("hello.txt"), b"hello world").unwrap();
@@ -21,6 +25,7 @@ fn write_then_read_back_and_object_holds_bytes(creator: SessionCreator) {
 }
 
 #[test_case(mem_session ; "mem")]
+#[test_case(garage_session ; "garage")]
 fn mkdir_nested_files_and_listing(creator: SessionCreator) {
     let s = creator(SessionConfig::default());
     std::fs::create_dir_all(s.path("a/b")).unwrap();
@@ -33,6 +38,7 @@ fn mkdir_nested_files_and_listing(creator: SessionCreator) {
 }
 
 #[test_case(mem_session ; "mem")]
+#[test_case(garage_session ; "garage")]
 fn append_and_overwrite_in_the_middle(creator: SessionCreator) {
     let s = creator(SessionConfig::default());
     std::fs::write(s.path("f"), b"0123456789").unwrap();
@@ -60,6 +66,7 @@ fn append_and_overwrite_in_the_middle(creator: SessionCreator) {
 }
 
 #[test_case(mem_session ; "mem")]
+#[test_case(garage_session ; "garage")]
 fn rename_file_and_directory(creator: SessionCreator) {
     let s = creator(SessionConfig::default());
     std::fs::create_dir(s.path("d")).unwrap();
@@ -73,6 +80,7 @@ fn rename_file_and_directory(creator: SessionCreator) {
 }
 
 #[test_case(mem_session ; "mem")]
+#[test_case(garage_session ; "garage")]
 fn symlink_chmod_truncate_unlink_rmdir(creator: SessionCreator) {
     let s = creator(SessionConfig::default());
     std::fs::write(s.path("t"), b"target").unwrap();
@@ -102,6 +110,7 @@ fn symlink_chmod_truncate_unlink_rmdir(creator: SessionCreator) {
 }
 
 #[test_case(mem_session ; "mem")]
+#[test_case(garage_session ; "garage")]
 fn empty_directory_survives_remount(creator: SessionCreator) {
     let mut s = creator(SessionConfig::default());
     std::fs::create_dir(s.path("empty")).unwrap();
