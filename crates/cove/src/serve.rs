@@ -71,6 +71,14 @@ pub fn server_key(state_dir: &Path) -> anyhow::Result<ServerKey> {
 pub async fn open_store(args: &StoreArgs) -> anyhow::Result<Arc<dyn Store>> {
     std::fs::create_dir_all(&args.state_dir)
         .with_context(|| format!("creating state dir {}", args.state_dir.display()))?;
+    // 0711: others may traverse (user-namespaced sandbox roots live below)
+    // but not list; a `mktemp -d` state dir (0700) would block the sandboxes.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&args.state_dir, std::fs::Permissions::from_mode(0o711))
+            .with_context(|| format!("chmod 0711 {}", args.state_dir.display()))?;
+    }
     let key = server_key(&args.state_dir)?;
     let url = match &args.database_url {
         Some(url) => url.clone(),
