@@ -182,6 +182,32 @@ async fn writes_past_five_tib_are_efbig() {
     assert_eq!(fs.write_at("f", 5 << 40, b"x").await, Err(libc::EFBIG));
 }
 
+/// "A large new file is uploaded while it is written, as a multipart upload that becomes the object only at `close()`; the mtime stored with it is the time that upload started (the mount shows the true mtime until it is remounted; a later `utimens`, as `cp -p` and rsync do, stores the exact time)."
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_new_file_is_streamed_and_keeps_its_start_mtime() {
+    let (c, fs) = mem();
+    let (ino, fh) = fs
+        .open("big", libc::O_CREAT | libc::O_WRONLY)
+        .await
+        .unwrap();
+    let chunk = vec![5u8; 1 << 20];
+    for i in 0..20u64 {
+        fs.fs.write(fh, i << 20, &chunk).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(c.counts().upload_part > 0);
+    assert!(c.object("big").is_none());
+    fs.close(fh).await.unwrap();
+    assert_eq!(c.object("big").unwrap().body.len(), 20 << 20);
+    let exact = SystemTime::UNIX_EPOCH + Duration::from_secs(1_234_567_890);
+    let set = SetAttr {
+        mtime: Some(exact),
+        ..Default::default()
+    };
+    fs.fs.setattr(ino, set).await.unwrap();
+    assert_eq!(c.object("big").unwrap().metadata["mtime"], "1234567890");
+}
+
 /// "Data still staged when the mount stops is uploaded first; what cannot be uploaded is left in the staging directory with a `.key` file naming its object, and `cove mount` exits non-zero."
 #[tokio::test]
 async fn shutdown_uploads_staged_data_or_keeps_it_with_its_key() {

@@ -239,6 +239,7 @@ impl<C: ObjectClient> Filesystem<C> {
         }
         state.staged.write(offset, data).map_err(staging_error)?;
         slot.dirty.store(true, Ordering::Release);
+        self.stream_blocks(handle.ino, state).await;
         let size = state.staged.size();
         drop(guard);
         let now = SystemTime::now();

@@ -19,8 +19,8 @@ use crate::client::{ObjectClient, PutCondition};
 use crate::fs::inode::Remote;
 use crate::fs::meta::{to_metadata, FileKind};
 use crate::fs::{Filesystem, FsError, FsResult};
-use crate::staging::StagedFile;
-use crate::upload::{upload, BaseObject, UploadParams};
+use crate::staging::{StagedFile, BLOCK_SIZE};
+use crate::upload::{upload, BaseObject, StreamUpload, UploadParams};
 
 /// The staged data of one inode.
 #[derive(Debug)]
@@ -40,6 +40,9 @@ pub struct WriteState {
     pub base: Option<BaseObject>,
     /// The last upload met a conflict; do not retry automatically.
     pub conflict: bool,
+    /// A multipart upload started while the file is written (new files
+    /// written sequentially; see `crate::upload::StreamUpload`).
+    pub stream: Option<StreamUpload>,
     /// Ids of failed upload attempts whose effect is unknown (the request
     /// may have landed and only the response been lost).
     pub attempts: Vec<String>,
@@ -81,6 +84,7 @@ impl<C: ObjectClient> Filesystem<C> {
                 staged,
                 base,
                 conflict: false,
+                stream: None,
                 attempts: Vec::new(),
             }),
         });
@@ -110,6 +114,9 @@ impl<C: ObjectClient> Filesystem<C> {
         };
         if unlinked {
             // No name any more: nothing to write it to.
+            if let Some(stream) = state.stream.take() {
+                stream.abort(&*self.client).await;
+            }
             slot.dirty.store(false, Ordering::Release);
             return Ok(());
         }
@@ -122,9 +129,24 @@ impl<C: ObjectClient> Filesystem<C> {
         } else {
             None
         };
-        let attempt = self.next_attempt_id();
+        let mut attempt = self.next_attempt_id();
         let mut metadata = to_metadata(&attr);
         metadata.insert(UPLOAD_ID_META.into(), attempt.clone());
+        let state = &mut *state;
+        let stream = match state.stream.take() {
+            Some(s) if s.key == key && same_but_times(&s.metadata, &metadata) => {
+                // The stream's upload was created with its own metadata
+                // (times from when it started; SEMANTICS.md).
+                metadata = s.metadata.clone();
+                attempt = metadata.get(UPLOAD_ID_META).cloned().unwrap_or(attempt);
+                Some(s)
+            }
+            Some(s) => {
+                s.abort(&*self.client).await;
+                None
+            }
+            None => None,
+        };
         let mut params = UploadParams {
             key: key.clone(),
             metadata,
@@ -132,12 +154,12 @@ impl<C: ObjectClient> Filesystem<C> {
             condition,
             concurrency: self.config.upload_concurrency,
         };
-        let state = &mut *state;
         let mut result = upload(
             &*self.client,
             &mut state.staged,
             state.base.as_ref(),
             &params,
+            stream,
         )
         .await;
         if let Err(FsError::Conflict { .. }) = &result {
@@ -152,6 +174,7 @@ impl<C: ObjectClient> Filesystem<C> {
                     &mut state.staged,
                     state.base.as_ref(),
                     &params,
+                    None,
                 )
                 .await;
             }
@@ -194,6 +217,57 @@ impl<C: ObjectClient> Filesystem<C> {
                 self.pending().insert(ino);
                 self.poison(ino);
                 Err(e)
+            }
+        }
+    }
+
+    /// After a write to a new (or truncated) file: send every block the
+    /// file has grown past as a part of a streaming upload.
+    pub(crate) async fn stream_blocks(&self, ino: u64, state: &mut WriteState) {
+        if state.base.as_ref().is_some_and(|b| b.len > 0) {
+            return;
+        }
+        let size = state.staged.size();
+        if size <= BLOCK_SIZE {
+            return;
+        }
+        // Blocks before the one holding the last byte are complete.
+        let complete = ((size - 1) / BLOCK_SIZE) as usize;
+        if complete >= self.client.capabilities().max_parts as usize {
+            return;
+        }
+        if state.stream.is_none() {
+            let (key, attr) = {
+                let table = self.table();
+                let Some(i) = table.get(ino) else { return };
+                (self.key(&i.path), i.attr.clone())
+            };
+            let mut metadata = to_metadata(&attr);
+            metadata.insert(UPLOAD_ID_META.into(), self.next_attempt_id());
+            match StreamUpload::start(&*self.client, &key, metadata).await {
+                Ok(s) => state.stream = Some(s),
+                Err(e) => {
+                    tracing::debug!(key, error = %e, "could not start a streaming upload");
+                    return;
+                }
+            }
+        }
+        let Some(stream) = state.stream.as_mut() else {
+            return;
+        };
+        for i in complete.saturating_sub(2)..complete {
+            if state.staged.block(i) == crate::staging::Block::Dirty {
+                let sent = stream
+                    .send_block(
+                        &self.client,
+                        &state.staged,
+                        i,
+                        self.config.upload_concurrency,
+                    )
+                    .await;
+                if sent.is_err() {
+                    stream.broken = true;
+                }
             }
         }
     }
@@ -337,6 +411,17 @@ impl<C: ObjectClient> Filesystem<C> {
         }
         Ok(())
     }
+}
+
+/// Whether two metadata maps differ at most in times and the upload id.
+fn same_but_times(a: &crate::client::ObjectMetadata, b: &crate::client::ObjectMetadata) -> bool {
+    let strip = |m: &crate::client::ObjectMetadata| {
+        m.iter()
+            .filter(|(k, _)| !matches!(k.as_str(), "mtime" | "ctime" | "atime" | UPLOAD_ID_META))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect::<Vec<_>>()
+    };
+    strip(a) == strip(b)
 }
 
 /// ENOSPC for a full staging area, EIO for other local I/O failures.

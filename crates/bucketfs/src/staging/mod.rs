@@ -104,6 +104,8 @@ impl StagingArea {
             path,
             size: 0,
             blocks: Vec::new(),
+            gens: Vec::new(),
+            next_gen: 1,
             keep: false,
         };
         staged.set_len_inner(base_len, Block::Absent)?;
@@ -120,6 +122,10 @@ pub struct StagedFile {
     path: PathBuf,
     size: u64,
     blocks: Vec<Block>,
+    /// Per block, a number that changes whenever its bytes change, so an
+    /// upload of a block made earlier can be recognised as still current.
+    gens: Vec<u64>,
+    next_gen: u64,
     /// Leave the file on disk when dropped (unrecoverable upload at stop).
     keep: bool,
 }
@@ -137,6 +143,11 @@ impl StagedFile {
     /// State of block `i`.
     pub fn block(&self, i: usize) -> Block {
         self.blocks.get(i).copied().unwrap_or(Block::Clean)
+    }
+
+    /// Generation of block `i` (changes with its bytes).
+    pub fn generation(&self, i: usize) -> u64 {
+        self.gens.get(i).copied().unwrap_or(0)
     }
 
     /// Number of blocks.
@@ -196,6 +207,10 @@ impl StagedFile {
             for b in &mut self.blocks[first..=last] {
                 *b = Block::Dirty;
             }
+            for g in &mut self.gens[first..=last] {
+                *g = self.next_gen;
+            }
+            self.next_gen += 1;
         }
         Ok(())
     }
@@ -220,6 +235,8 @@ impl StagedFile {
                 let zeros = vec![0u8; (block_end - len) as usize];
                 self.file.write_all_at(&zeros, len)?;
                 self.blocks[last] = Block::Dirty;
+                self.gens[last] = self.next_gen;
+                self.next_gen += 1;
             }
         }
         self.set_len_inner(len, Block::Clean)?;
@@ -245,6 +262,8 @@ impl StagedFile {
         self.file.set_len(len)?;
         self.size = len;
         self.blocks.resize(block_count(len), new_blocks);
+        self.gens.resize(block_count(len), self.next_gen);
+        self.next_gen += 1;
         Ok(())
     }
 

@@ -17,12 +17,18 @@
 //! another client wrote meanwhile; the caller turns that failure into a
 //! conflict and keeps the data staged.
 
+use std::collections::BTreeMap;
+
 use bytes::Bytes;
 use futures::stream::{self, StreamExt, TryStreamExt};
 
+mod streaming;
+
+pub use streaming::StreamUpload;
+
 use crate::client::{
     CompletedPart, CreateMultipartUploadParams, ETag, GetObjectParams, ObjectClient,
-    ObjectClientError, ObjectMetadata, PutCondition, PutObjectParams, PutObjectResult,
+    ObjectClientError, ObjectMetadata, PutCondition, PutObjectParams, PutObjectResult, UploadId,
     UploadPartCopyParams,
 };
 use crate::fs::{FsError, FsResult};
@@ -122,8 +128,17 @@ pub async fn upload<C: ObjectClient>(
     staged: &mut StagedFile,
     base: Option<&BaseObject>,
     params: &UploadParams,
+    stream: Option<StreamUpload>,
 ) -> FsResult<PutObjectResult> {
     let size = staged.size();
+    let stream = match stream {
+        Some(s) if size > BLOCK_SIZE => Some(s),
+        Some(s) => {
+            s.abort(client).await;
+            None
+        }
+        None => None,
+    };
     if size == 0 {
         // S3 cannot express a range of an empty object; nothing to fetch.
         let put = PutObjectParams {
@@ -155,9 +170,36 @@ pub async fn upload<C: ObjectClient>(
         staged.mark_all_clean();
         return Ok(result);
     }
-    let result = upload_multipart(client, staged, base, params).await?;
+    let result = upload_multipart(client, staged, base, params, stream).await?;
     staged.mark_all_clean();
     Ok(result)
+}
+
+/// Use a streaming upload's parts where their blocks are unchanged: the
+/// upload id and the reusable part ETags, or nothing (stream aborted).
+async fn adopt_stream<C: ObjectClient>(
+    client: &C,
+    staged: &StagedFile,
+    parts: &[PartSource],
+    mut stream: StreamUpload,
+) -> (Option<UploadId>, BTreeMap<u32, ETag>) {
+    stream.drain().await;
+    let one_block_parts = parts.len() == staged.blocks()
+        && parts.iter().all(|p| matches!(p, PartSource::Send { .. }));
+    if stream.broken || !one_block_parts {
+        stream.abort(client).await;
+        return (None, BTreeMap::new());
+    }
+    let reuse = stream
+        .done
+        .iter()
+        .filter(|(part, (_, generation))| {
+            let i = **part as usize - 1;
+            i < staged.blocks() && staged.generation(i) == *generation
+        })
+        .map(|(part, (etag, _))| (*part, etag.clone()))
+        .collect();
+    (Some(stream.upload_id), reuse)
 }
 
 /// One part of a multipart upload: copied from the base or sent.
@@ -203,8 +245,13 @@ async fn upload_multipart<C: ObjectClient>(
     staged: &mut StagedFile,
     base: Option<&BaseObject>,
     params: &UploadParams,
+    stream: Option<StreamUpload>,
 ) -> FsResult<PutObjectResult> {
     let parts = plan_parts(client, staged, base);
+    let (existing, reuse) = match stream {
+        Some(s) => adopt_stream(client, staged, &parts, s).await,
+        None => (None, BTreeMap::new()),
+    };
     // Parts that are sent must be wholly local first.
     for part in &parts {
         if let PartSource::Send { start, end } = part {
@@ -214,20 +261,32 @@ async fn upload_multipart<C: ObjectClient>(
         }
     }
     let key = params.key.as_str();
-    let create = CreateMultipartUploadParams {
-        metadata: params.metadata.clone(),
-        content_type: params.content_type.clone(),
+    let upload_id = match existing {
+        Some(id) => id,
+        None => {
+            let create = CreateMultipartUploadParams {
+                metadata: params.metadata.clone(),
+                content_type: params.content_type.clone(),
+            };
+            client
+                .create_multipart_upload(key, &create)
+                .await
+                .map_err(|e| upload_error(key, e))?
+        }
     };
-    let upload_id = client
-        .create_multipart_upload(key, &create)
-        .await
-        .map_err(|e| upload_error(key, e))?;
+    let reuse = &reuse;
     let staged: &StagedFile = staged;
     let sent = stream::iter(parts.into_iter().enumerate())
         .map(|(n, part)| {
             let upload_id = &upload_id;
             async move {
                 let part_number = n as u32 + 1;
+                if let Some(etag) = reuse.get(&part_number) {
+                    return Ok(CompletedPart {
+                        part_number,
+                        etag: etag.clone(),
+                    });
+                }
                 let result = match part {
                     PartSource::Copy { start, end } => {
                         let copy = UploadPartCopyParams {
