@@ -2,6 +2,8 @@
 //! child reaper and serves the host on a unix socket (see `server.rs`). It
 //! never writes to stdio: the server that started the sandbox may be gone.
 
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 mod body;
 mod exec;
 mod files;

@@ -103,6 +103,10 @@ fn spec(disk_mib: u64) -> SandboxSpec {
 
 #[tokio::main]
 async fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
     let n: usize = std::env::var("BENCH_N")
         .ok()
         .and_then(|s| s.parse().ok())

@@ -3,6 +3,8 @@
 //! fork+exec on the create path. Autoclear frees the device when the last
 //! opener (the ext4 mount) goes away, so unmounting is the whole cleanup.
 
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 

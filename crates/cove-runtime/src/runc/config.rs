@@ -42,6 +42,8 @@ pub struct RuncConfig {
     pub veth_prefix: String,
     /// How long create waits for the agent to answer.
     pub agent_timeout: Duration,
+    /// Formatted disks kept ready per disk size (0 = format on create).
+    pub disk_pool: usize,
     /// DNS servers written into each sandbox's `/etc/resolv.conf`.
     pub dns: Vec<Ipv4Addr>,
 }
@@ -50,7 +52,7 @@ impl RuncConfig {
     /// Defaults for a state dir: images from `COVE_IMAGES_DIR`, else
     /// `<state>/images` when it exists, else `/var/cache/cove/images`; the agent
     /// from `COVE_AGENT_BIN`, else `cove-agent` next to the running binary (or
-    /// its parent, for test binaries in `target/*/deps`); bridge `cove0` on
+    /// its parent, for test and example binaries in `target/*/{deps,examples}`); bridge `cove0` on
     /// `10.88.0.0/16`; root mapped to host uid 100000 (65536 ids).
     pub fn for_state_dir(state_dir: &Path) -> RuncConfig {
         RuncConfig {
@@ -69,6 +71,7 @@ impl RuncConfig {
             nat: true,
             veth_prefix: "cv".to_string(),
             agent_timeout: Duration::from_secs(10),
+            disk_pool: 2,
             dns: Vec::new(),
         }
     }
@@ -91,8 +94,9 @@ fn default_agent_bin() -> PathBuf {
     }
     let exe = std::env::current_exe().unwrap_or_default();
     let mut dir = exe.parent().map(Path::to_path_buf).unwrap_or_default();
-    // Test binaries live in target/<profile>/deps; the agent in target/<profile>.
-    if !dir.join("cove-agent").is_file() && dir.ends_with("deps") {
+    // Test and example binaries live in target/<profile>/{deps,examples};
+    // the agent in target/<profile>.
+    if !dir.join("cove-agent").is_file() && (dir.ends_with("deps") || dir.ends_with("examples")) {
         dir.pop();
     }
     dir.join("cove-agent")

@@ -48,7 +48,13 @@ pub fn prepare(
     rec.ip = Some(ip);
     rec.save(&paths.record())?;
 
-    disk::create(inner.sys.as_ref(), &paths, spec.disk_mib, cfg.uid_base)?;
+    disk::create(
+        inner.sys.as_ref(),
+        &paths,
+        spec.disk_mib,
+        cfg.uid_base,
+        &inner.pool,
+    )?;
     disk::mount_overlay(inner.sys.as_ref(), &paths, lower)?;
 
     let run = paths.run_dir();

@@ -2,13 +2,14 @@
 //! by putting the overlay's upper and work dirs on their own ext4
 //! filesystem: a sparse file of `disk_mib` MiB (no space used until
 //! written), formatted without a journal and with no reserved blocks, on a
-//! loop device with autoclear. Filling it gives ENOSPC inside the sandbox
+//! loop device with autoclear (formatted ahead of time by `pool.rs`). Filling it gives ENOSPC inside the sandbox
 //! and nothing else on the host notices. Unmounting frees the loop device.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use super::layout::SandboxPaths;
+use super::pool::DiskPool;
 use crate::sys::Sys;
 use crate::RuntimeError;
 
@@ -16,33 +17,18 @@ fn io(msg: String) -> RuntimeError {
     RuntimeError::Io(std::io::Error::other(msg))
 }
 
-/// Makes and mounts the disk, with `upper/` and `work/` owned by the sandbox's root.
+/// Makes (or takes from the pool) and mounts the disk, with `upper/` and
+/// `work/` owned by the sandbox's root.
 pub fn create(
     sys: &dyn Sys,
     paths: &SandboxPaths,
     disk_mib: u64,
     uid_base: u32,
+    pool: &DiskPool,
 ) -> Result<(), RuntimeError> {
     let img = paths.disk_img();
-    let f = std::fs::File::create(&img)?;
-    f.set_len(disk_mib.max(16) * 1024 * 1024)?;
-    drop(f);
-    let out = sys.run(
-        Path::new("mkfs.ext4"),
-        &[
-            "-q".into(),
-            "-F".into(),
-            "-m".into(),
-            "0".into(),
-            "-O".into(),
-            "^has_journal".into(),
-            "-E".into(),
-            "nodiscard,lazy_itable_init=1".into(),
-            img.clone().into(),
-        ],
-    )?;
-    if !out.success() {
-        return Err(io(format!("mkfs.ext4 failed: {}", out.stderr.trim())));
+    if !pool.take(disk_mib, &img) {
+        super::pool::format(sys, &img, disk_mib)?;
     }
     let mnt = paths.disk_mnt();
     std::fs::create_dir_all(&mnt)?;
@@ -132,7 +118,8 @@ mod tests {
             dir: d.path().to_path_buf(),
         };
         let sys = RecordingSys::default();
-        create(&sys, &paths, 64, 100000).unwrap();
+        let pool = DiskPool::new(d.path().join("pool"), 0);
+        create(&sys, &paths, 64, 100000, &pool).unwrap();
         let calls = sys.calls();
         assert!(calls[0].starts_with("mkfs.ext4 -q -F -m 0 -O ^has_journal"));
         assert_eq!(

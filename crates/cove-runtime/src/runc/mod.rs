@@ -20,6 +20,7 @@ mod files;
 mod image;
 mod layout;
 mod list;
+mod pool;
 mod record;
 mod spec;
 mod start;
@@ -58,6 +59,8 @@ pub(crate) struct Inner {
     net: Network,
     /// Agent clients by sandbox (each holds idle keep-alive connections).
     agents: Mutex<HashMap<SandboxId, Arc<AgentClient>>>,
+    /// Pre-formatted disks (see `pool.rs`).
+    pool: Arc<pool::DiskPool>,
     /// Serialises preparing shifted images (a copy of ~180 MB).
     lower_lock: tokio::sync::Mutex<HashMap<String, PathBuf>>,
 }
@@ -101,8 +104,13 @@ impl RuncRuntime {
             // Sandboxes' root (an unprivileged host uid) traverses these to its bundle.
             std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o711))?;
         }
+        let pool = Arc::new(pool::DiskPool::new(
+            config.state_dir.join("pool"),
+            config.disk_pool,
+        ));
         let inner = Arc::new(Inner {
             config,
+            pool,
             sys,
             net,
             agents: Mutex::new(HashMap::new()),
@@ -247,13 +255,23 @@ impl Runtime for RuncRuntime {
         let s = spec.clone();
         let started = self
             .blocking(move |inner| {
-                let mut rec = create::prepare(inner, &s, &lower)?;
                 let t1 = Instant::now();
+                let mut rec = create::prepare(inner, &s, &lower)?;
+                let t2 = Instant::now();
                 start::run_container(inner, &s, &mut rec)?;
-                tracing::debug!(sandbox_id = %s.id, container_ms = t1.elapsed().as_millis() as u64, "container started");
+                tracing::debug!(
+                    sandbox_id = %s.id,
+                    prepare_us = (t2 - t1).as_micros() as u64,
+                    container_and_net_us = t2.elapsed().as_micros() as u64,
+                    "sandbox bundle prepared and container started"
+                );
                 Ok(rec)
             })
             .await;
+        self.inner
+            .pool
+            .refill(self.inner.sys.clone(), spec.disk_mib);
+        let t_agent = Instant::now();
         let result = match started {
             Ok(mut rec) => {
                 let agent = self.inner.agent(&spec.id)?;
@@ -271,7 +289,12 @@ impl Runtime for RuncRuntime {
         };
         match result {
             Ok(rec) => {
-                tracing::info!(sandbox_id = %spec.id, ms = t0.elapsed().as_millis() as u64, "sandbox created");
+                tracing::info!(
+                    sandbox_id = %spec.id,
+                    ms = t0.elapsed().as_millis() as u64,
+                    agent_wait_us = t_agent.elapsed().as_micros() as u64,
+                    "sandbox created"
+                );
                 rec.ip
                     .map(|ip| CreatedSandbox { ip })
                     .ok_or_else(|| RuntimeError::Failed {
