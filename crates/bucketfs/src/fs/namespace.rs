@@ -158,7 +158,10 @@ impl<C: ObjectClient> Filesystem<C> {
         if let Some(slot) = &slot {
             // Hold the write lock so an upload in progress finishes first
             // and no later one recreates the object.
-            let _state = slot.state.lock().await;
+            let mut state = slot.state.lock().await;
+            if let Some(stream) = state.stream.take() {
+                stream.abort(&*self.client).await;
+            }
             slot.dirty.store(false, Ordering::Release);
             self.table().detach(parent, name);
         }
