@@ -40,7 +40,7 @@ pub struct FuseAdapter<C: ObjectClient> {
     rt: Handle,
     /// Directory snapshots by handle: taken at offset 0, so paging through
     /// a directory with later offsets is consistent.
-    dirs: Arc<Mutex<HashMap<u64, Vec<DirEntry>>>>,
+    dirs: Arc<Mutex<HashMap<u64, Arc<Vec<DirEntry>>>>>,
     next_dir: AtomicU64,
 }
 
@@ -463,8 +463,17 @@ impl<C: ObjectClient> fuser::Filesystem for FuseAdapter<C> {
                 Ok(e) => e,
                 Err(e) => return reply.error(errno(&e)),
             };
-            for (i, (eino, name, kind)) in entries.iter().enumerate().skip(offset as usize) {
-                if reply.add(INodeNo(*eino), i as u64 + 1, file_type(*kind), name) {
+            let parent = fs.parent_of(ino.0);
+            let dots = [(ino.0, "."), (parent, "..")]
+                .into_iter()
+                .map(|(i, n)| (i, n, FileKind::Directory));
+            let all = dots.chain(
+                entries
+                    .iter()
+                    .map(|e| (e.ino, e.name.as_str(), e.attr.kind)),
+            );
+            for (i, (eino, name, kind)) in all.enumerate().skip(offset as usize) {
+                if reply.add(INodeNo(eino), i as u64 + 1, file_type(kind), name) {
                     break;
                 }
             }
@@ -483,19 +492,13 @@ impl<C: ObjectClient> fuser::Filesystem for FuseAdapter<C> {
         let fs = Arc::clone(&self.fs);
         let dirs = Arc::clone(&self.dirs);
         self.rt.spawn(async move {
-            if let Err(e) = snapshot(&fs, &dirs, ino.0, fh.0, offset).await {
-                return reply.error(errno(&e));
-            }
+            let entries = match snapshot(&fs, &dirs, ino.0, fh.0, offset).await {
+                Ok(e) => e,
+                Err(e) => return reply.error(errno(&e)),
+            };
             let ttl = fs.kernel_ttl();
-            let parent_attr = fs.getattr_cached(ino.0);
-            let listing = dirs
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .get(&fh.0)
-                .cloned()
-                .unwrap_or_default();
-            let dots = dot_entries(&fs, ino.0, parent_attr);
-            let all = dots.into_iter().chain(listing);
+            let dots = dot_entries(&fs, ino.0, fs.getattr_cached(ino.0));
+            let all = dots.iter().chain(entries.iter());
             for (i, e) in all.enumerate().skip(offset as usize) {
                 let full = reply.add(
                     INodeNo(e.ino),
@@ -578,6 +581,8 @@ impl<C: ObjectClient> fuser::Filesystem for FuseAdapter<C> {
         reply.ok();
     }
 
+    // Extended attributes: ENOSYS makes the kernel answer EOPNOTSUPP itself
+    // from then on, without asking us for every file `ls -l` touches.
     fn setxattr(
         &self,
         _req: &Request,
@@ -588,7 +593,7 @@ impl<C: ObjectClient> fuser::Filesystem for FuseAdapter<C> {
         _position: u32,
         reply: ReplyEmpty,
     ) {
-        reply.error(Errno::from_i32(libc::EOPNOTSUPP));
+        reply.error(Errno::ENOSYS);
     }
 
     fn getxattr(
@@ -599,15 +604,15 @@ impl<C: ObjectClient> fuser::Filesystem for FuseAdapter<C> {
         _size: u32,
         reply: fuser::ReplyXattr,
     ) {
-        reply.error(Errno::from_i32(libc::EOPNOTSUPP));
+        reply.error(Errno::ENOSYS);
     }
 
     fn listxattr(&self, _req: &Request, _ino: INodeNo, _size: u32, reply: fuser::ReplyXattr) {
-        reply.error(Errno::from_i32(libc::EOPNOTSUPP));
+        reply.error(Errno::ENOSYS);
     }
 
     fn removexattr(&self, _req: &Request, _ino: INodeNo, _name: &OsStr, reply: ReplyEmpty) {
-        reply.error(Errno::from_i32(libc::EOPNOTSUPP));
+        reply.error(Errno::ENOSYS);
     }
 
     fn create(
@@ -641,39 +646,30 @@ impl<C: ObjectClient> fuser::Filesystem for FuseAdapter<C> {
     }
 }
 
-type Listing = (u64, String, FileKind);
-
-/// The `.`/`..` entries followed by the directory's entries, listed at
-/// offset 0 and kept for later offsets.
+/// The directory's entries, listed at offset 0 and kept for later offsets
+/// (shared, not copied, between the calls that page through them).
 async fn snapshot<C: ObjectClient>(
     fs: &Filesystem<C>,
-    dirs: &Mutex<HashMap<u64, Vec<DirEntry>>>,
+    dirs: &Mutex<HashMap<u64, Arc<Vec<DirEntry>>>>,
     ino: u64,
     fh: u64,
     offset: u64,
-) -> Result<Vec<Listing>, FsError> {
+) -> Result<Arc<Vec<DirEntry>>, FsError> {
     let cached = dirs
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .get(&fh)
         .cloned();
-    let entries = match cached {
-        Some(e) if offset > 0 => e,
+    match cached {
+        Some(e) if offset > 0 => Ok(e),
         _ => {
-            let e = fs.readdir(ino).await?;
+            let e = Arc::new(fs.readdir(ino).await?);
             dirs.lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .insert(fh, e.clone());
-            e
+                .insert(fh, Arc::clone(&e));
+            Ok(e)
         }
-    };
-    let parent = fs.parent_of(ino);
-    let mut out = vec![
-        (ino, ".".to_string(), FileKind::Directory),
-        (parent, "..".to_string(), FileKind::Directory),
-    ];
-    out.extend(entries.into_iter().map(|e| (e.ino, e.name, e.attr.kind)));
-    Ok(out)
+    }
 }
 
 fn dot_entries<C: ObjectClient>(fs: &Filesystem<C>, ino: u64, attr: Option<Attr>) -> Vec<DirEntry> {

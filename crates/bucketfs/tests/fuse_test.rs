@@ -117,3 +117,27 @@ fn empty_directory_survives_remount(creator: SessionCreator) {
     s.remount();
     assert!(std::fs::metadata(s.path("empty")).unwrap().is_dir());
 }
+
+#[test_case(mem_session ; "mem")]
+fn large_directory_lists_every_entry_once_with_attributes(creator: SessionCreator) {
+    let s = creator(SessionConfig::default());
+    for i in 0..2500 {
+        s.bucket
+            .put(&format!("big/{i:05}"), &[1u8; 3], Default::default());
+    }
+    let entries: Vec<_> = std::fs::read_dir(s.path("big"))
+        .unwrap()
+        .map(|e| e.unwrap())
+        .collect();
+    assert_eq!(entries.len(), 2500);
+    let mut names: Vec<String> = entries
+        .iter()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names.dedup();
+    assert_eq!(names.len(), 2500);
+    for e in entries.iter().take(50) {
+        assert_eq!(e.metadata().unwrap().len(), 3);
+    }
+}
