@@ -43,3 +43,19 @@ fn regression_rename_dir_over_empty_dir_then_remount() {
         Op::Remount,
     ]));
 }
+
+/// The same model test through a real FUSE mount, per session kind.
+#[test_case::test_case(common::mem_session ; "mem")]
+fn fuse_mount_matches_model(creator: common::SessionCreator) {
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
+        cases: 64,
+        ..ProptestConfig::default()
+    });
+    runner
+        .run(&proptest::collection::vec(op(), 1..25), |ops| {
+            let mut session = creator(common::SessionConfig::default());
+            reftests::fuse_harness::run(&mut session, &ops);
+            Ok(())
+        })
+        .unwrap();
+}
