@@ -73,8 +73,8 @@ fn main() -> Result<()> {
         .unwrap_or(1024);
     let sizes = Sizes {
         seq: size_mib * MIB,
-        rename: 100 * MIB.min(size_mib * MIB),
-        edit: 64 * MIB.min(size_mib * MIB),
+        rename: (100 * MIB).min(size_mib * MIB),
+        edit: (64 * MIB).min(size_mib * MIB),
         list_files: 10_000,
         creates: 1_000,
     };

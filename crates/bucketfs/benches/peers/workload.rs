@@ -138,6 +138,7 @@ pub fn run_mounted(
         total += n;
     }
     f.seq_read = Some(t0.elapsed());
+    drop(file);
     if total as u64 != s.seq || !same {
         bail!(
             "{kind:?} read {total} bytes of {}, same content: {same}",
