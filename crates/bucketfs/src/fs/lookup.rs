@@ -13,6 +13,10 @@ use crate::fs::inode::Remote;
 use crate::fs::meta::{Attr, FileKind};
 use crate::fs::{check_name, Filesystem, FsError, FsResult, ROOT_INO};
 
+/// A directory known completely before, with fewer entries than this (one
+/// listing page), is re-listed rather than probed name by name.
+const RELIST_MAX_ENTRIES: usize = 1000;
+
 /// One directory entry with its attributes (for readdirplus).
 #[derive(Debug, Clone)]
 pub struct DirEntry {
@@ -91,8 +95,23 @@ impl<C: ObjectClient> Filesystem<C> {
                 // kernel's LOOKUP just before CREATE).
                 return Err(FsError::NotFound);
             }
-            table.child_path(parent, name)
+            let relist = p.complete.is_some()
+                && self.config.metadata_ttl != Some(std::time::Duration::ZERO)
+                && table.children.get(&parent).map_or(0, |c| c.len()) < RELIST_MAX_ENTRIES;
+            (table.child_path(parent, name), relist)
         };
+        let (path, relist) = path;
+        if relist {
+            // A small directory we knew completely: one listing revalidates
+            // every name in it (cheaper than HEAD+LIST per name when a
+            // program creates many files in a row).
+            self.readdir(parent).await?;
+            let table = self.table();
+            return match table.child(parent, name).and_then(|i| table.get(i)) {
+                Some(i) => Ok((i.ino, i.attr.clone())),
+                None => Err(FsError::NotFound),
+            };
+        }
         let probe = self.probe(&path).await?;
         self.apply_probe(parent, name, probe)
     }

@@ -8,8 +8,13 @@
 //! is cut into GETs of at most [`MAX_REQUEST`] bytes, so a reader streaming a
 //! large object keeps `MAX_WINDOW / MAX_REQUEST` GETs in flight. A read that
 //! is not covered by the queue (a seek) drops the queue and restarts at the
-//! initial window, so random reads cost one small GET each. Memory per handle
-//! is bounded by the window.
+//! initial window, so random reads cost one small GET each. The kernel sends
+//! its own read-ahead requests concurrently, so they can arrive slightly out
+//! of order: a read a little past the queue still counts as sequential (the
+//! gap is fetched too), chunks up to [`KEEP_BEHIND`] behind the reader are
+//! kept, and a read behind those is served by a one-off GET without
+//! disturbing the stream. Memory per handle is bounded by the window plus
+//! what is kept behind.
 //!
 //! Every GET carries `If-Match` with the ETag seen at open, so a reader never
 //! mixes bytes of two versions of an object: if the object changes, the read
@@ -27,6 +32,8 @@ use crate::client::{ClientResult, ETag, GetObjectParams, ObjectClient, ObjectCli
 pub const INITIAL_WINDOW: u64 = 256 * 1024;
 /// Largest read-ahead window.
 pub const MAX_WINDOW: u64 = 32 * 1024 * 1024;
+/// Bytes kept behind the reader for requests arriving out of order.
+pub const KEEP_BEHIND: u64 = 8 * 1024 * 1024;
 /// Largest single ranged GET.
 pub const MAX_REQUEST: u64 = 8 * 1024 * 1024;
 
@@ -118,26 +125,61 @@ impl<C: ObjectClient> Prefetcher<C> {
         if offset >= end {
             return Ok(Bytes::new());
         }
-        // Drop chunks wholly before the read.
-        while self.queue.front().is_some_and(|c| c.end <= offset) {
+        // Keep a little behind the reader: the kernel's own read-ahead
+        // sends requests concurrently and they may reach us out of order.
+        while self
+            .queue
+            .front()
+            .is_some_and(|c| c.end + KEEP_BEHIND <= offset)
+        {
             self.queue.pop_front();
         }
-        let sequential = self.queue.front().is_some_and(|c| c.start <= offset);
-        if sequential {
-            self.window = (self.window * 2).min(MAX_WINDOW);
-        } else {
-            self.queue.clear();
-            self.window = INITIAL_WINDOW;
+        let span = self
+            .queue
+            .front()
+            .zip(self.queue.back())
+            .map(|(f, b)| (f.start, b.end));
+        match span {
+            Some((start, back)) if offset >= start && offset <= back + self.window => {
+                // Sequential (or a little ahead): grow the window.
+                self.window = (self.window * 2).min(MAX_WINDOW);
+                self.fill_to(back, (offset + self.window).max(end));
+            }
+            Some((start, _)) if offset < start => {
+                // Behind what we keep: a one-off read, the stream stays.
+                return self.read_direct(offset, end).await;
+            }
+            _ => {
+                self.queue.clear();
+                self.window = INITIAL_WINDOW;
+                self.fill_to(offset, (offset + self.window).max(end));
+            }
         }
-        self.fill_to(offset, (offset + self.window).max(end));
+        self.serve(offset, end).await
+    }
+
+    async fn read_direct(&self, offset: u64, end: u64) -> ClientResult<Bytes> {
+        let mut chunk = self.spawn(offset, end);
+        match chunk.task.take() {
+            Some(t) => t.await.map_err(|e| ObjectClientError::Connection {
+                message: format!("read task failed: {e}"),
+            })?,
+            None => Ok(Bytes::new()),
+        }
+    }
+
+    /// Copy `offset..end` out of the queued chunks, waiting for them.
+    async fn serve(&mut self, offset: u64, end: u64) -> ClientResult<Bytes> {
         let mut out = BytesMut::with_capacity((end - offset) as usize);
         for chunk in self.queue.iter_mut() {
             if chunk.start >= end {
                 break;
             }
+            if chunk.end <= offset {
+                continue;
+            }
             if chunk.data.is_none() {
-                let task = chunk.task.take();
-                let data = match task {
+                let data = match chunk.task.take() {
                     Some(t) => t.await.map_err(|e| ObjectClientError::Connection {
                         message: format!("read-ahead task failed: {e}"),
                     })?,

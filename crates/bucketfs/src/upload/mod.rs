@@ -34,6 +34,10 @@ use crate::client::{
 use crate::fs::{FsError, FsResult};
 use crate::staging::{Block, StagedFile, BLOCK_SIZE};
 
+/// Parts (mostly server-side copies) in flight at once in one upload; sent
+/// parts are further limited to `UploadParams::concurrency`.
+const PARTS_IN_FLIGHT: usize = 16;
+
 /// The remote object a staged file started from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BaseObject {
@@ -275,6 +279,7 @@ async fn upload_multipart<C: ObjectClient>(
         }
     };
     let reuse = &reuse;
+    let sending = &tokio::sync::Semaphore::new(params.concurrency.max(1));
     let staged: &StagedFile = staged;
     let sent = stream::iter(parts.into_iter().enumerate())
         .map(|(n, part)| {
@@ -299,6 +304,8 @@ async fn upload_multipart<C: ObjectClient>(
                             .await
                     }
                     PartSource::Send { start, end } => {
+                        // Only sent parts hold memory; copies run wider.
+                        let _permit = sending.acquire().await;
                         let body = read_range(staged, start, end)?;
                         client.upload_part(key, upload_id, part_number, body).await
                     }
@@ -307,7 +314,7 @@ async fn upload_multipart<C: ObjectClient>(
                 Ok::<_, FsError>(CompletedPart { part_number, etag })
             }
         })
-        .buffer_unordered(params.concurrency.max(1))
+        .buffer_unordered(PARTS_IN_FLIGHT.max(params.concurrency))
         .try_collect::<Vec<_>>()
         .await;
     let completed = match sent {
