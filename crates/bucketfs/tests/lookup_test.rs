@@ -21,12 +21,11 @@ async fn creating_many_files_in_a_known_directory_needs_no_per_name_probe() {
     }
     let after = c.counts();
     assert_eq!(after.put - before.put, 50);
-    assert_eq!(
-        after.head - before.head,
-        1,
-        "only the stale directory itself is probed"
-    );
-    assert!(after.list - before.list <= 3, "{after:?}");
+    // Without the re-listing, every name would cost a HEAD and a LIST (50
+    // each); with it, only the directory itself is revalidated (and
+    // re-listed) once per TTL.
+    assert!(after.head - before.head <= 10, "{after:?}");
+    assert!(after.list - before.list <= 10, "{after:?}");
 }
 
 #[tokio::test]
