@@ -317,7 +317,12 @@ impl FrameReader {
                 }
                 return Ok(Some(v));
             }
-            match self.resp.chunk().await? {
+            // Heartbeats come at least every 5 s, so a silent stream is
+            // broken; fail instead of hanging the test run.
+            let chunk = tokio::time::timeout(Duration::from_secs(30), self.resp.chunk())
+                .await
+                .context("no byte on the exec stream for 30 s (heartbeats missing)")??;
+            match chunk {
                 Some(chunk) => self.buf.extend_from_slice(&chunk),
                 None if self.buf.iter().all(u8::is_ascii_whitespace) => return Ok(None),
                 None => self.buf.push(b'\n'),
