@@ -35,6 +35,14 @@ pub fn require_real_parts() {
         matches!(runc, Ok(ref o) if o.status.success()),
         "runc is missing from PATH (apt-get install -y runc)"
     );
+    if std::env::var_os("COVE_AGENT_BIN").is_none() {
+        let agent = std::path::Path::new(env!("CARGO_BIN_EXE_cove")).with_file_name("cove-agent");
+        assert!(
+            agent.is_file(),
+            "cove-agent is missing next to cove ({}): cargo build -p cove-agent, or set COVE_AGENT_BIN",
+            agent.display()
+        );
+    }
     let bash = images_dir().join("devbox-1/rootfs/bin/bash");
     assert!(
         bash.exists(),
