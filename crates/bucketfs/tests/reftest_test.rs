@@ -4,6 +4,8 @@
 //! step. Shrunk failures are kept below as `regression_*` tests.
 
 mod common;
+#[path = "common/garage.rs"]
+mod garage;
 mod reftests;
 
 use proptest::prelude::*;
@@ -54,6 +56,25 @@ fn fuse_mount_matches_model(creator: common::SessionCreator) {
     runner
         .run(&proptest::collection::vec(op(), 1..25), |ops| {
             let mut session = creator(common::SessionConfig::default());
+            reftests::fuse_harness::run(&mut session, &ops);
+            Ok(())
+        })
+        .unwrap();
+}
+
+/// The same model test through a real FUSE mount on a real garage: one
+/// server, a fresh bucket and mount per case.
+#[test]
+fn fuse_mount_on_garage_matches_model() {
+    let server = garage::GarageBucket::start();
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
+        cases: 48,
+        ..ProptestConfig::default()
+    });
+    runner
+        .run(&proptest::collection::vec(op(), 1..25), |ops| {
+            let bucket = std::sync::Arc::new(server.sibling());
+            let mut session = garage::garage_session_on(bucket, common::SessionConfig::default());
             reftests::fuse_harness::run(&mut session, &ops);
             Ok(())
         })
