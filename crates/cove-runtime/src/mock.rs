@@ -55,6 +55,7 @@ struct Inner {
     creates: usize,
     destroys: Vec<SandboxId>,
     last_exec: Option<ExecSpec>,
+    capacity_down: bool,
 }
 
 /// An in-memory `Runtime`.
@@ -104,6 +105,11 @@ impl MockRuntime {
     /// the caller's rollback is exercised).
     pub fn fail_next_create(&self, err: RuntimeError) {
         self.lock().fail_next_create = Some(err);
+    }
+
+    /// Makes `capacity` fail (the host is unreachable) until set back.
+    pub fn set_capacity_down(&self, down: bool) {
+        self.lock().capacity_down = down;
     }
 
     /// Puts a sandbox on the "machine" that no store row knows (a leftover).
@@ -418,6 +424,9 @@ impl Runtime for MockRuntime {
 
     async fn capacity(&self) -> Result<HostCapacity, RuntimeError> {
         let inner = self.lock();
+        if inner.capacity_down {
+            return Err(RuntimeError::Unsupported("mock host is down".into()));
+        }
         let used: u64 = inner.sandboxes.values().map(|s| s.spec.mem_mib).sum();
         Ok(HostCapacity {
             total_mib: self.total_mib,

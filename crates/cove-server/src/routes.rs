@@ -5,6 +5,7 @@
 //! TS SDK's warm-up request.
 
 use axum::body::Body;
+use axum::extract::DefaultBodyLimit;
 use axum::http::Request;
 use axum::middleware::{from_fn, from_fn_with_state};
 use axum::routing::{get, post, put};
@@ -17,6 +18,9 @@ use crate::error::log_internal_errors;
 use crate::handlers::{catalog, exec, files, sandboxes, system};
 use crate::metrics::track_requests;
 use crate::state::AppState;
+
+/// Largest JSON request body.
+const JSON_BODY_LIMIT: usize = 16 * 1024 * 1024;
 
 fn routes() -> Router<AppState> {
     Router::new()
@@ -66,6 +70,9 @@ pub fn app(state: AppState) -> Router {
         _ => api,
     };
     let middleware = ServiceBuilder::new()
+        // JSON bodies (exec stdin is a JSON string); file uploads stream and
+        // are not subject to this limit.
+        .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .layer(
             TraceLayer::new_for_http().make_span_with(|req: &Request<Body>| {

@@ -222,3 +222,50 @@ async fn routes_also_work_under_a_base_path() {
     );
     assert_eq!(h.get("/v1/whoami", &h.alice).await.status, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn readyz_is_503_fail_when_the_runtime_is_down() {
+    let h = harness().await;
+    h.mock.set_capacity_down(true);
+    let r = h.call(Method::GET, "/readyz", None, None).await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        r.json(),
+        json!({"status":"fail","data":{"ready":false,"reason":"runtime unavailable"}})
+    );
+    h.mock.set_capacity_down(false);
+    assert_eq!(
+        h.call(Method::GET, "/readyz", None, None).await.status,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn json_bodies_up_to_16_mib_are_accepted() {
+    let h = harness().await;
+    let id = h.create(&h.alice, json!({"shape":"s-1vcpu-256mb"})).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let stdin = "x".repeat(5 * 1024 * 1024);
+    let r = h
+        .post(
+            &format!("/v1/sandboxes/{id}/exec"),
+            &h.alice,
+            json!({"cmd":"cat","stdin":stdin}),
+        )
+        .await;
+    assert_eq!(
+        r.data()["result"]["stdout"].as_str().unwrap().len(),
+        5 * 1024 * 1024
+    );
+    let huge = "x".repeat(17 * 1024 * 1024);
+    let r = h
+        .post(
+            &format!("/v1/sandboxes/{id}/exec"),
+            &h.alice,
+            json!({"cmd":"cat","stdin":huge}),
+        )
+        .await;
+    assert_eq!(r.fail_code(400), "invalid_request");
+}
