@@ -14,6 +14,7 @@ use crate::codes::ErrorCode;
 #[derive(Debug, Serialize)]
 pub struct Success<T> {
     status: &'static str,
+    /// The payload.
     pub data: T,
 }
 
@@ -30,7 +31,9 @@ impl<T> Success<T> {
 /// The `data` of a 4xx `fail` envelope.
 #[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct FailData {
+    /// Machine-readable code.
     pub code: ErrorCode,
+    /// Human-readable message.
     pub message: String,
 }
 
@@ -40,6 +43,7 @@ pub struct Fail {
     /// Always `"fail"`.
     #[schema(example = "fail")]
     status: &'static str,
+    /// The payload.
     pub data: FailData,
 }
 
@@ -62,7 +66,9 @@ pub struct ErrorEnvelope {
     /// Always `"error"`.
     #[schema(example = "error")]
     status: &'static str,
+    /// Human-readable message.
     pub message: String,
+    /// The HTTP status, as an integer (the Python SDK parses it with `int()`).
     pub code: u16,
 }
 
@@ -82,7 +88,9 @@ impl ErrorEnvelope {
 pub struct Pagination {
     /// Every item matching the query, across all pages.
     pub total: u64,
+    /// Page size (after clamping).
     pub limit: u32,
+    /// Items skipped before this page.
     pub offset: u64,
     /// Items in this page.
     pub count: u32,
@@ -91,7 +99,9 @@ pub struct Pagination {
 /// The `data` of a paginated list: items and the pagination block.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ListPage<T> {
+    /// The payload.
     pub data: Vec<T>,
+    /// Totals for paging.
     pub pagination: Pagination,
 }
 

@@ -11,6 +11,7 @@ pub struct ExecRequest {
     /// The executable, resolved through `PATH` inside the sandbox.
     #[serde(default)]
     pub cmd: String,
+    /// Arguments (argv[1..]).
     #[serde(default)]
     pub args: Option<Vec<String>>,
     /// Stream NDJSON frames instead of one buffered response.
@@ -27,6 +28,7 @@ pub struct ExecRequest {
 /// Query of the exec endpoint (`?stream=true`).
 #[derive(Clone, Copy, Debug, Default, Deserialize, utoipa::IntoParams)]
 pub struct ExecQuery {
+    /// `true` streams NDJSON frames.
     #[serde(default)]
     pub stream: Option<bool>,
 }
@@ -34,8 +36,11 @@ pub struct ExecQuery {
 /// What a buffered exec produced.
 #[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct ExecResult {
+    /// Standard output (lossy UTF-8).
     pub stdout: String,
+    /// Standard error (lossy UTF-8).
     pub stderr: String,
+    /// The process exit code (-1 when it did not start).
     pub exit_code: i32,
     /// Set when the command could not be started.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -45,6 +50,7 @@ pub struct ExecResult {
 /// The `data` of a buffered exec.
 #[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct ExecResponse {
+    /// What the command produced.
     pub result: ExecResult,
     /// Wall time of the command in milliseconds (a float).
     pub exec_ms: f64,
@@ -54,14 +60,19 @@ pub struct ExecResponse {
 /// fields are omitted: the TS SDK would yield an event for an explicit `null`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, ToSchema)]
 pub struct ExecStreamFrame {
+    /// Standard output (lossy UTF-8).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stdout: Option<String>,
+    /// Standard error (lossy UTF-8).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stderr: Option<String>,
+    /// Agent-level failure (the command could not be started).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The process exit code (-1 when it did not start).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub exit_code: Option<i32>,
+    /// Heartbeat marker.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hb: Option<bool>,
 }

@@ -16,15 +16,25 @@ use crate::timestamp::Timestamp;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SandboxStatus {
+    /// Spawn in progress.
     Creating,
+    /// Active; can exec and transfer files.
     Running,
+    /// Snapshot in progress.
     Pausing,
+    /// Snapshotted to storage; host freed.
     Paused,
+    /// Restoring from snapshot.
     Resuming,
+    /// Bundle copy in progress (source stays paused).
     Forking,
+    /// Resume or fork exhausted retries.
     Error,
+    /// Delete in progress.
     Destroying,
+    /// Permanently gone (the row stays readable).
     Destroyed,
+    /// Terminal failure; see `failure_reason`.
     Failed,
 }
 
@@ -80,14 +90,18 @@ impl fmt::Display for SandboxStatus {
 /// An overlay network to join (`{"id": "<name|net-id>"}`).
 #[derive(Clone, Debug, Deserialize, ToSchema)]
 pub struct NetworkRef {
+    /// The resource id.
     pub id: String,
 }
 
 /// A disk mounted into a sandbox.
 #[derive(Clone, Debug, Deserialize, ToSchema)]
 pub struct DiskAttachment {
+    /// Disk id or name.
     pub disk_id: String,
+    /// Absolute path inside the sandbox.
     pub mount_path: String,
+    /// Prefix inside the bucket (relative, no `..`).
     #[serde(default)]
     pub sub_path: Option<String>,
 }
@@ -104,6 +118,7 @@ pub struct CreateSandboxRequest {
     /// Unique per user among live sandboxes; generated when empty.
     #[serde(default)]
     pub name: Option<String>,
+    /// Overlay networks to join (not supported yet: 501).
     #[serde(default)]
     pub networks: Option<Vec<NetworkRef>>,
     /// 0 or absent means the shape's default.
@@ -115,15 +130,19 @@ pub struct CreateSandboxRequest {
     /// Environment variables exported into every exec; values are never returned.
     #[serde(default)]
     pub envs: Option<BTreeMap<String, String>>,
+    /// OpenSSH public keys.
     #[serde(default)]
     pub ssh_pubkeys: Option<Vec<String>>,
     /// Pins placement to one host.
     #[serde(default)]
     pub host_id: Option<String>,
+    /// Scheduler labels the host must carry.
     #[serde(default)]
     pub node_selector: Option<BTreeMap<String, String>>,
+    /// Whether public ingress is on.
     #[serde(default)]
     pub ingress_enabled: Option<bool>,
+    /// Disks mounted at boot (not supported yet: 501).
     #[serde(default)]
     pub disks: Option<Vec<DiskAttachment>>,
     /// Must equal the server's region.
@@ -137,42 +156,62 @@ pub struct CreateSandboxRequest {
 /// A sandbox as `GET /v1/sandboxes/{id}` returns it.
 #[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct SandboxView {
+    /// The resource id.
     #[schema(value_type = String, example = "sb_01h...")]
     pub id: SandboxId,
+    /// Current status.
     pub status: SandboxStatus,
     /// Absent while `creating` and once the sandbox is gone.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ip: Option<String>,
+    /// Virtual CPUs.
     pub vcpu: u32,
+    /// Memory in MiB.
     pub mem_mib: u64,
+    /// Disk size in MiB.
     pub disk_mib: u64,
+    /// When the row was created.
     pub created_at: Timestamp,
+    /// Whether public ingress is on.
     pub ingress_enabled: bool,
     /// Contains a literal `<port>`; present when ingress is on and the domain is known.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ingress_url_template: Option<String>,
+    /// Human name (the hostname for sandboxes).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// When the sandbox last reached `running`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub running_at: Option<Timestamp>,
+    /// When the sandbox was destroyed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub destroyed_at: Option<Timestamp>,
     /// Milliseconds from create request to running (a float, as the SDKs expect).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub spawn_ms: Option<f64>,
+    /// The shape id.
     pub shape: String,
+    /// The rootfs catalog name.
     pub rootfs: String,
+    /// Placement region.
     pub region: String,
+    /// Outbound allowlist (empty allows all).
     pub egress: Vec<String>,
     /// Names only; values are never returned.
     pub envs: Vec<String>,
+    /// OpenSSH public keys.
     pub ssh_pubkeys: Vec<String>,
+    /// Name of the user who created it.
     pub created_by: String,
+    /// Ingress bytes counted so far.
     pub bandwidth_ingress_bytes: u64,
+    /// When the sandbox was last paused.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub paused_at: Option<Timestamp>,
+    /// When the sandbox was last resumed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_resumed_at: Option<Timestamp>,
+    /// The sandbox this one was forked from.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>)]
     pub forked_from: Option<SandboxId>,
@@ -188,6 +227,7 @@ pub struct SandboxView {
 /// The Python SDK requires `status` here.
 #[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct CreateSandboxResponse {
+    /// The sandbox view.
     #[serde(flatten)]
     pub sandbox: SandboxView,
     /// −1 means unmetered.
@@ -197,6 +237,7 @@ pub struct CreateSandboxResponse {
 /// `PATCH /v1/sandboxes/{id}`; omitted fields are unchanged.
 #[derive(Clone, Debug, Default, Deserialize, ToSchema)]
 pub struct PatchSandboxRequest {
+    /// Whether public ingress is on.
     #[serde(default)]
     pub ingress_enabled: Option<bool>,
     /// 60–86400.
@@ -210,6 +251,7 @@ pub struct PatchSandboxRequest {
 /// `DELETE /v1/sandboxes/{id}` response.
 #[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct DestroyedResponse {
+    /// The resource id.
     #[schema(value_type = String)]
     pub id: SandboxId,
     /// `destroying` or `destroyed`.
@@ -225,6 +267,7 @@ pub struct ListSandboxesQuery {
     /// Page size, default 50, at most 500 (larger values are clamped).
     #[serde(default)]
     pub limit: Option<u32>,
+    /// Items skipped before this page.
     #[serde(default)]
     pub offset: Option<u64>,
 }
@@ -235,6 +278,7 @@ pub struct PageQuery {
     /// Page size, default 50, at most 500 (larger values are clamped).
     #[serde(default)]
     pub limit: Option<u32>,
+    /// Items skipped before this page.
     #[serde(default)]
     pub offset: Option<u64>,
 }

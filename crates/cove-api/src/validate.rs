@@ -13,7 +13,9 @@ use crate::sandbox::{CreateSandboxRequest, PatchSandboxRequest};
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
 pub struct ValidationError {
+    /// Machine-readable code.
     pub code: ErrorCode,
+    /// Human-readable message.
     pub message: String,
 }
 
