@@ -85,7 +85,10 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 log "starting cove serve on $base (state in $state)"
-"$cove" serve --state-dir "$state" --listen "127.0.0.1:$port" >"$state/serve.log" 2>&1 &
+# --base-path: every route is also served under a prefix (API.md §1.1, §9.4);
+# the suites check that the SDKs work through it.
+prefix="/conformance-prefix"
+"$cove" serve --state-dir "$state" --listen "127.0.0.1:$port" --base-path "$prefix" >"$state/serve.log" 2>&1 &
 server_pid=$!
 
 python3 - "$base" "$server_pid" <<'EOF' || die "cove serve did not answer /healthz within 60 s"
@@ -115,6 +118,7 @@ keys=("$key" "$key2")
 
 export CREATEOS_SANDBOX_BASE_URL="$base"
 export COVE_CONFORMANCE_SECOND_API_KEY="$key2"
+export COVE_CONFORMANCE_BASE_PATH="$prefix"
 
 # --- the suites -------------------------------------------------------------
 failed=0

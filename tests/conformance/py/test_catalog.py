@@ -51,3 +51,15 @@ def test_list_hosts_shows_this_host(client):
     assert h.status == createos.HostStatus.ACTIVE
     assert h.free_memory_mib > 0
     assert h.sandbox_count >= 0
+
+
+def test_a_base_url_with_a_path_prefix_works(client, base_url):
+    from conftest import require_env
+
+    prefix = require_env("COVE_CONFORMANCE_BASE_PATH")
+    key = require_env("CREATEOS_API_KEY")
+    with createos.Client(key, base_url=f"{base_url}{prefix}") as prefixed:
+        assert prefixed.who_am_i().user_id == client.who_am_i().user_id
+        assert prefixed.list_shapes()
+        assert isinstance(prefixed.list_sandboxes(), list)
+        assert prefixed.health().up is True

@@ -4,7 +4,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { CreateosSandboxClient, createClient } from "@nodeops-createos/sandbox";
-import { API_KEY, BASE_URL, collect, envClient } from "./helpers.mjs";
+import { API_KEY, BASE_URL, collect, envClient, requireEnv } from "./helpers.mjs";
 
 test("baseUrl comes from CREATEOS_SANDBOX_BASE_URL", () => {
   const client = envClient();
@@ -83,4 +83,15 @@ test("authHeaders with Authorization: Bearer authenticate like X-Api-Key", async
   });
   const viaBearer = await bearer.whoami();
   assert.equal(viaBearer.user_id, viaKey.user_id);
+});
+
+test("a base URL with a path prefix works (server mounted under a prefix)", async () => {
+  const prefix = requireEnv("COVE_CONFORMANCE_BASE_PATH");
+  const prefixed = new CreateosSandboxClient({ baseUrl: `${BASE_URL}${prefix}/`, apiKey: API_KEY });
+  assert.equal(prefixed.baseUrl, `${BASE_URL}${prefix}`);
+  const me = await prefixed.whoami();
+  assert.equal(me.user_id, (await envClient().whoami()).user_id);
+  assert.ok((await prefixed.listShapes()).length > 0);
+  assert.ok(Array.isArray(await prefixed.listSandboxes()));
+  await assert.rejects(prefixed.getSandbox("sb_00000000000000000000000000"), (err) => err.statusCode === 404);
 });
