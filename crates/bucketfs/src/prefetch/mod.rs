@@ -111,8 +111,11 @@ impl<C: ObjectClient> Prefetcher<C> {
     fn fill_to(&mut self, from: u64, want_end: u64) {
         let want_end = want_end.min(self.size);
         let mut next = self.queue.back().map_or(from, |c| c.end);
+        // Whole requests of the current size, never just the few bytes the
+        // window moved by: small GETs would cost a round trip each.
+        let request = self.window.clamp(INITIAL_WINDOW, MAX_REQUEST);
         while next < want_end {
-            let end = (next + MAX_REQUEST).min(want_end);
+            let end = (next + request).min(self.size);
             let chunk = self.spawn(next, end);
             self.queue.push_back(chunk);
             next = end;
