@@ -7,6 +7,7 @@
 //! (created 0600 on first start), or the file named by
 //! `COVE_SERVER_KEY_FILE`, or 64 hex characters in `COVE_SERVER_KEY`.
 
+use std::future::IntoFuture;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -90,6 +91,9 @@ pub async fn open_store(args: &StoreArgs) -> anyhow::Result<Arc<dyn Store>> {
         .context("opening the database")
 }
 
+/// How long a stopping server waits for open requests.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
 pub fn run(args: Args) -> anyhow::Result<()> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -121,9 +125,21 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", args.listen))?;
     tracing::info!(addr = %listener.local_addr()?, "cove serve listening");
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    // Graceful shutdown waits for open requests, but a streamed exec may run
+    // for hours: give them a grace period, then exit (sandboxes keep running).
+    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+    let server = axum::serve(listener, app(state)).with_graceful_shutdown(async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    let grace = async move {
+        let _ = stop_rx.wait_for(|stopped| *stopped).await;
+        tokio::time::sleep(SHUTDOWN_GRACE).await;
+    };
+    tokio::select! {
+        result = server.into_future() => result?,
+        () = grace => tracing::warn!("open requests did not finish within the grace period; exiting"),
+    }
     jobs.abort();
     Ok(())
 }
