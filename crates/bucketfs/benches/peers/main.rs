@@ -124,8 +124,11 @@ fn mib(k: Option<u64>) -> String {
     k.map_or("–".into(), |k| format!("{:.1}", k as f64 / 1024.0))
 }
 
+/// A table row: its label and how to render one system's cell.
+type Row<'a> = (String, Box<dyn Fn(&Figures) -> String + 'a>);
+
 fn print_table(results: &[(String, Figures)], s: &Sizes) {
-    let rows: Vec<(String, Box<dyn Fn(&Figures) -> String>)> = vec![
+    let rows: Vec<Row<'_>> = vec![
         ("mount, s".into(), Box::new(|f: &Figures| secs(f.mount))),
         (
             format!("seq write {} MiB until durable, MiB/s", s.seq / MIB),
