@@ -46,6 +46,8 @@ pub struct Figures {
     pub mount: Option<Duration>,
     pub seq_write: Option<Duration>,
     pub seq_read: Option<Duration>,
+    /// Raw client only: the whole object in one GET (one connection).
+    pub seq_read_one_stream: Option<Duration>,
     pub creates: Option<Duration>,
     pub ls_cold: Option<Duration>,
     pub ls_warm: Option<Duration>,
@@ -137,6 +139,10 @@ fn print_table(results: &[(String, Figures)], s: &Sizes) {
         (
             format!("seq read {} MiB (fresh mount), MiB/s", s.seq / MIB),
             Box::new(move |f: &Figures| rate(s.seq, f.seq_read)),
+        ),
+        (
+            format!("seq read {} MiB, one GET stream, MiB/s", s.seq / MIB),
+            Box::new(move |f: &Figures| rate(s.seq, f.seq_read_one_stream)),
         ),
         (
             format!("{} × 4 KiB creates until durable, s", s.creates),

@@ -164,6 +164,16 @@ pub async fn run(c: &S3Client, s: &Sizes) -> Result<Figures> {
     if got != seq {
         bail!("raw read differs");
     }
+    drop(got);
+    let t0 = Instant::now();
+    let one = c
+        .get_object("seq.bin", &GetObjectParams::default())
+        .await?
+        .body;
+    f.seq_read_one_stream = Some(t0.elapsed());
+    if one != seq {
+        bail!("raw single-stream read differs");
+    }
 
     let small = Bytes::from(vec![7u8; 4 * KIB as usize]);
     let t0 = Instant::now();
