@@ -263,25 +263,15 @@ impl SandboxService {
         ))
     }
 
-    /// `POST /v1/sandboxes`: returns once the sandbox runs, or fails with the
-    /// row marked `failed` and nothing left on the host.
-    pub async fn create(
+    /// The `creating` row of a validated create.
+    fn new_record(
         &self,
         user: &User,
-        req: CreateSandboxRequest,
-    ) -> Result<CreateSandboxResponse, ServiceError> {
-        let started = Instant::now();
-        req.validate()?;
-        let place = self.place(&req).await?;
-        let envs: BTreeMap<String, Secret<String>> = req
-            .envs
-            .clone()
-            .unwrap_or_default()
-            .into_iter()
-            .map(|(k, v)| (k, Secret::new(v)))
-            .collect();
-        let given_name = req.name.as_deref().is_some_and(|n| !n.is_empty());
-        let record = SandboxRecord {
+        req: &CreateSandboxRequest,
+        place: &Placement,
+        envs: &BTreeMap<String, Secret<String>>,
+    ) -> SandboxRecord {
+        SandboxRecord {
             id: SandboxId::generate(),
             owner: user.id.clone(),
             name: req.name.clone().unwrap_or_default(),
@@ -310,7 +300,28 @@ impl SandboxService {
             paused_at: None,
             last_resumed_at: None,
             destroyed_at: None,
-        };
+        }
+    }
+
+    /// `POST /v1/sandboxes`: returns once the sandbox runs, or fails with the
+    /// row marked `failed` and nothing left on the host.
+    pub async fn create(
+        &self,
+        user: &User,
+        req: CreateSandboxRequest,
+    ) -> Result<CreateSandboxResponse, ServiceError> {
+        let started = Instant::now();
+        req.validate()?;
+        let place = self.place(&req).await?;
+        let envs: BTreeMap<String, Secret<String>> = req
+            .envs
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, v)| (k, Secret::new(v)))
+            .collect();
+        let given_name = req.name.as_deref().is_some_and(|n| !n.is_empty());
+        let record = self.new_record(user, &req, &place, &envs);
         // In flight from before the row exists, so the reconciler never sees
         // a `creating` row of ours that it could take for an interrupted one.
         let busy = self
