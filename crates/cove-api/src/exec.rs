@@ -5,8 +5,9 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-/// `POST /v1/sandboxes/{id}/exec`. `cmd` + `args` are an argv, never a shell string.
-#[derive(Clone, Debug, Default, Deserialize, ToSchema)]
+/// `POST /v1/sandboxes/{id}/exec`. `cmd` + `args` are an argv, never a shell
+/// string. `Debug` omits stdin and env values.
+#[derive(Clone, Default, Deserialize, ToSchema)]
 pub struct ExecRequest {
     /// The executable, resolved through `PATH` inside the sandbox.
     #[serde(default)]
@@ -23,6 +24,21 @@ pub struct ExecRequest {
     /// Per-exec environment; wins over the sandbox's `envs`.
     #[serde(default)]
     pub env: Option<BTreeMap<String, String>>,
+}
+
+impl std::fmt::Debug for ExecRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExecRequest")
+            .field("cmd", &self.cmd)
+            .field("args", &self.args)
+            .field("stream", &self.stream)
+            .field("stdin_bytes", &self.stdin.as_ref().map(String::len))
+            .field(
+                "env",
+                &self.env.as_ref().map(|e| e.keys().collect::<Vec<_>>()),
+            )
+            .finish()
+    }
 }
 
 /// Query of the exec endpoint (`?stream=true`).
@@ -114,6 +130,18 @@ mod tests {
             serde_json::from_value(json!({"cmd":"echo","args":["a"],"stdin":"in","env":{"X":"1"}}))
                 .unwrap();
         assert_eq!(py.stdin.as_deref(), Some("in"));
+    }
+
+    #[test]
+    fn debug_omits_stdin_and_env_values() {
+        let r: ExecRequest =
+            serde_json::from_value(json!({"cmd":"x","stdin":"pw123","env":{"K":"secret-v"}}))
+                .unwrap();
+        let text = format!("{r:?}");
+        assert!(
+            !text.contains("pw123") && !text.contains("secret-v") && text.contains('K'),
+            "{text}"
+        );
     }
 
     #[test]

@@ -106,8 +106,9 @@ pub struct DiskAttachment {
     pub sub_path: Option<String>,
 }
 
-/// `POST /v1/sandboxes`. Only `shape` is required.
-#[derive(Clone, Debug, Default, Deserialize, ToSchema)]
+/// `POST /v1/sandboxes`. Only `shape` is required. `Debug` shows env names
+/// only, so logging a request can never leak a value.
+#[derive(Clone, Default, Deserialize, ToSchema)]
 pub struct CreateSandboxRequest {
     /// A shape id from `GET /v1/shapes`.
     #[serde(default)]
@@ -151,6 +152,24 @@ pub struct CreateSandboxRequest {
     /// 60–86400.
     #[serde(default)]
     pub auto_pause_after_seconds: Option<u32>,
+}
+
+impl std::fmt::Debug for CreateSandboxRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreateSandboxRequest")
+            .field("shape", &self.shape)
+            .field("rootfs", &self.rootfs)
+            .field("name", &self.name)
+            .field(
+                "envs",
+                &self.envs.as_ref().map(|e| e.keys().collect::<Vec<_>>()),
+            )
+            .field("egress", &self.egress)
+            .field("disk_mib", &self.disk_mib)
+            .field("region", &self.region)
+            .field("host_id", &self.host_id)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A sandbox as `GET /v1/sandboxes/{id}` returns it.
@@ -318,6 +337,18 @@ mod tests {
         let nulls: CreateSandboxRequest =
             serde_json::from_value(json!({"shape": "x", "egress": null, "name": null})).unwrap();
         assert!(nulls.egress.is_none() && nulls.name.is_none());
+    }
+
+    #[test]
+    fn debug_never_shows_env_values() {
+        let req: CreateSandboxRequest =
+            serde_json::from_value(json!({"shape": "s", "envs": {"TOKEN": "sk-live-secret"}}))
+                .unwrap();
+        let text = format!("{req:?}");
+        assert!(
+            text.contains("TOKEN") && !text.contains("sk-live-secret"),
+            "{text}"
+        );
     }
 
     #[test]
