@@ -124,3 +124,18 @@ def test_wait_for_port(sandbox):
     assert sandbox.wait_for_port(18090, timeout=20) is None
     with pytest.raises(createos.OperationTimeout):
         sandbox.wait_for_port(18091, timeout=1.5)
+
+
+def test_closing_a_stream_early_stops_the_command(sandbox):
+    marker = "sleep 929292"
+    with sandbox.stream_command(Cmd(command="bash", arguments=["-c", f"echo started; exec {marker}"])) as s:
+        for ev in s:
+            if ev.type == Ev.STDOUT and "started" in ev.data:
+                break
+    deadline = time.monotonic() + 15
+    while True:
+        ps = sandbox.run_command(Cmd(command="ps", arguments=["-eo", "args"]))
+        if marker not in ps.result.standard_output:
+            break
+        assert time.monotonic() < deadline, ps.result.standard_output
+        time.sleep(0.25)

@@ -102,3 +102,17 @@ test("waitForPortReady sees a listener started in the sandbox", async () => {
   assert.equal(res, sb);
   await assert.rejects(sb.waitForPortReady(18081, { timeoutMs: 1_500 }), CreateosSandboxTimeoutError);
 });
+
+test("leaving a streamCommand loop early stops the command in the sandbox", async () => {
+  const marker = "sleep 919191";
+  for await (const e of sb.streamCommand("bash", ["-c", `echo started; exec ${marker}`])) {
+    if (e.type === "stdout" && e.data.includes("started")) break; // cancels the body
+  }
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    const ps = await sb.runCommand("ps", ["-eo", "args"]);
+    if (!ps.result.stdout.includes(marker)) break;
+    assert.ok(Date.now() < deadline, `still running 15 s after the client went away:\n${ps.result.stdout}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+});
