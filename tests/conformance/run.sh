@@ -26,6 +26,11 @@ command -v python3 >/dev/null || die "python3 is missing"
 node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)' \
   || die "node $(node --version) is too old; the SDK needs Node 20"
 
+images="${COVE_IMAGES_DIR:-/var/cache/cove/images}"
+[ -x "$images/devbox-1/rootfs/bin/bash" ] \
+  || die "base image devbox:1 missing under $images: run scripts/lib/image.sh (env COVE_IMAGES_DIR points to it)"
+command -v runc >/dev/null || die "runc is missing (apt-get install -y runc)"
+
 # --- clients (pinned: package-lock.json, requirements.txt) -----------------
 log "installing the TypeScript SDK (npm ci)"
 (cd "$here/ts" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
