@@ -1,6 +1,6 @@
 //! The `cove` binary: `cove serve`, `cove keys`, `cove mount`.
 //! Each subcommand lives in its own module with an `Args` type and a `run`;
-//! logs of `serve` and `keys` go to stderr, filtered by `RUST_LOG` (default `info`).
+//! logs of `serve` and `keys` go to stderr, filtered by `RUST_LOG` (default `info,sqlx=warn`).
 
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
@@ -49,7 +49,7 @@ fn main() -> anyhow::Result<()> {
 fn init_logs() {
     tracing_subscriber::fmt()
         .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn")),
         )
         .with_writer(std::io::stderr)
         .init();
