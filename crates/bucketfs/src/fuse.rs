@@ -1,10 +1,12 @@
 //! The FUSE adapter: converts `fuser` requests into calls on
 //! [`Filesystem`] and its results into replies. No filesystem logic lives
-//! here. Every request is handed to the tokio runtime as a task that replies
-//! when done, so slow requests (an upload on close) never block others.
+//! here. A request answered from memory replies at once on the FUSE thread;
+//! one that must wait becomes a tokio task that replies when done, so slow
+//! requests (an upload on close) never block others.
 
 use std::collections::HashMap;
 use std::ffi::OsStr;
+use std::future::Future;
 use std::io;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -45,6 +47,22 @@ pub struct FuseAdapter<C: ObjectClient> {
 }
 
 impl<C: ObjectClient> FuseAdapter<C> {
+    /// Run one request: polled once right here on the FUSE thread, so an
+    /// answer from the caches costs no thread hand-off; if it has to wait
+    /// (a request to the bucket, a lock), it moves to the runtime and
+    /// replies from there. Polling a future once with a no-op waker and then
+    /// handing it to the runtime is allowed: the runtime polls it again with
+    /// its own waker straight away.
+    fn run(&self, request: impl Future<Output = ()> + Send + 'static) {
+        let _context = self.rt.enter();
+        let mut request = Box::pin(request);
+        let waker = futures::task::noop_waker();
+        let mut cx = std::task::Context::from_waker(&waker);
+        if request.as_mut().poll(&mut cx).is_pending() {
+            self.rt.spawn(request);
+        }
+    }
+
     /// An adapter running requests on `rt`.
     pub fn new(fs: Arc<Filesystem<C>>, rt: Handle) -> Self {
         Self {
@@ -172,7 +190,7 @@ impl<C: ObjectClient> fuser::Filesystem for FuseAdapter<C> {
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         let name = name_or_reply!(name, reply);
         let fs = Arc::clone(&self.fs);
-        self.rt.spawn(async move {
+        self.run(async move {
             match fs.lookup(parent.0, &name).await {
                 Ok((ino, attr)) => {
                     reply.entry(&fs.kernel_ttl(), &to_attr(ino, &attr), Generation(0))
@@ -188,7 +206,7 @@ impl<C: ObjectClient> fuser::Filesystem for FuseAdapter<C> {
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
         let fs = Arc::clone(&self.fs);
-        self.rt.spawn(async move {
+        self.run(async move {
             match fs.getattr(ino.0).await {
                 Ok(attr) => reply.attr(&fs.kernel_ttl(), &to_attr(ino.0, &attr)),
                 Err(e) => reply.error(errno(&e)),
@@ -224,7 +242,7 @@ impl<C: ObjectClient> fuser::Filesystem for FuseAdapter<C> {
             fh: fh.map(|f| f.0),
         };
         let fs = Arc::clone(&self.fs);
-        self.rt.spawn(async move {
+        self.run(async move {
             match fs.setattr(ino.0, set).await {
                 Ok(attr) => reply.attr(&fs.kernel_ttl(), &to_attr(ino.0, &attr)),
                 Err(e) => reply.error(errno(&e)),
@@ -234,7 +252,7 @@ impl<C: ObjectClient> fuser::Filesystem for FuseAdapter<C> {
 
     fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
         let fs = Arc::clone(&self.fs);
-        self.rt.spawn(async move {
+        self.run(async move {
             match fs.readlink(ino.0).await {
                 Ok(t) => reply.data(t.as_bytes()),
                 Err(e) => reply.error(errno(&e)),
@@ -254,7 +272,7 @@ impl<C: ObjectClient> fuser::Filesystem for FuseAdapter<C> {
         let name = name_or_reply!(name, reply);
         let (uid, gid) = (req.uid(), req.gid());
         let fs = Arc::clone(&self.fs);
-        self.rt.spawn(async move {
+        self.run(async move {
             match fs.mkdir(parent.0, &name, mode & !umask, uid, gid).await {
                 Ok((ino, attr)) => {
                     reply.entry(&fs.kernel_ttl(), &to_attr(ino, &attr), Generation(0))
@@ -267,7 +285,7 @@ impl<C: ObjectClient> fuser::Filesystem for FuseAdapter<C> {
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         let name = name_or_reply!(name, reply);
         let fs = Arc::clone(&self.fs);
-        self.rt.spawn(async move {
+        self.run(async move {
             match fs.unlink(parent.0, &name).await {
                 Ok(()) => reply.ok(),
                 Err(e) => reply.error(errno(&e)),
@@ -278,7 +296,7 @@ impl<C: ObjectClient> fuser::Filesystem for FuseAdapter<C> {
     fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         let name = name_or_reply!(name, reply);
         let fs = Arc::clone(&self.fs);
-        self.rt.spawn(async move {
+        self.run(async move {
             match fs.rmdir(parent.0, &name).await {
                 Ok(()) => reply.ok(),
                 Err(e) => reply.error(errno(&e)),
@@ -298,7 +316,7 @@ impl<C: ObjectClient> fuser::Filesystem for FuseAdapter<C> {
         let target = name_or_reply!(target.as_os_str(), reply);
         let (uid, gid) = (req.uid(), req.gid());
         let fs = Arc::clone(&self.fs);
-        self.rt.spawn(async move {
+        self.run(async move {
             match fs.symlink(parent.0, &name, &target, uid, gid).await {
                 Ok((ino, attr)) => {
                     reply.entry(&fs.kernel_ttl(), &to_attr(ino, &attr), Generation(0))
@@ -321,7 +339,7 @@ impl<C: ObjectClient> fuser::Filesystem for FuseAdapter<C> {
         let name = name_or_reply!(name, reply);
         let newname = name_or_reply!(newname, reply);
         let fs = Arc::clone(&self.fs);
-        self.rt.spawn(async move {
+        self.run(async move {
             match fs
                 .rename(parent.0, &name, newparent.0, &newname, flags.bits())
                 .await
@@ -334,7 +352,7 @@ impl<C: ObjectClient> fuser::Filesystem for FuseAdapter<C> {
 
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         let fs = Arc::clone(&self.fs);
-        self.rt.spawn(async move {
+        self.run(async move {
             match fs.open(ino.0, flags.0).await {
                 Ok(r) => reply.opened(FileHandle(r.fh), open_flags(&r)),
                 Err(e) => reply.error(errno(&e)),
@@ -354,7 +372,7 @@ impl<C: ObjectClient> fuser::Filesystem for FuseAdapter<C> {
         reply: ReplyData,
     ) {
         let fs = Arc::clone(&self.fs);
-        self.rt.spawn(async move {
+        self.run(async move {
             match fs.read(fh.0, offset, size).await {
                 Ok(data) => reply.data(&data),
                 Err(e) => reply.error(errno(&e)),
@@ -376,7 +394,7 @@ impl<C: ObjectClient> fuser::Filesystem for FuseAdapter<C> {
     ) {
         let data = data.to_vec();
         let fs = Arc::clone(&self.fs);
-        self.rt.spawn(async move {
+        self.run(async move {
             match fs.write(fh.0, offset, &data).await {
                 Ok(n) => reply.written(n),
                 Err(e) => reply.error(errno(&e)),
@@ -393,7 +411,7 @@ impl<C: ObjectClient> fuser::Filesystem for FuseAdapter<C> {
         reply: ReplyEmpty,
     ) {
         let fs = Arc::clone(&self.fs);
-        self.rt.spawn(async move {
+        self.run(async move {
             match fs.flush(fh.0).await {
                 Ok(()) => reply.ok(),
                 Err(e) => reply.error(errno(&e)),
@@ -412,7 +430,7 @@ impl<C: ObjectClient> fuser::Filesystem for FuseAdapter<C> {
         reply: ReplyEmpty,
     ) {
         let fs = Arc::clone(&self.fs);
-        self.rt.spawn(async move {
+        self.run(async move {
             match fs.release(fh.0).await {
                 Ok(()) => reply.ok(),
                 Err(e) => reply.error(errno(&e)),
@@ -429,7 +447,7 @@ impl<C: ObjectClient> fuser::Filesystem for FuseAdapter<C> {
         reply: ReplyEmpty,
     ) {
         let fs = Arc::clone(&self.fs);
-        self.rt.spawn(async move {
+        self.run(async move {
             match fs.fsync(fh.0).await {
                 Ok(()) => reply.ok(),
                 Err(e) => reply.error(errno(&e)),
@@ -458,7 +476,7 @@ impl<C: ObjectClient> fuser::Filesystem for FuseAdapter<C> {
     ) {
         let fs = Arc::clone(&self.fs);
         let dirs = Arc::clone(&self.dirs);
-        self.rt.spawn(async move {
+        self.run(async move {
             let entries = match snapshot(&fs, &dirs, ino.0, fh.0, offset).await {
                 Ok(e) => e,
                 Err(e) => return reply.error(errno(&e)),
@@ -491,7 +509,7 @@ impl<C: ObjectClient> fuser::Filesystem for FuseAdapter<C> {
     ) {
         let fs = Arc::clone(&self.fs);
         let dirs = Arc::clone(&self.dirs);
-        self.rt.spawn(async move {
+        self.run(async move {
             let entries = match snapshot(&fs, &dirs, ino.0, fh.0, offset).await {
                 Ok(e) => e,
                 Err(e) => return reply.error(errno(&e)),
@@ -628,7 +646,7 @@ impl<C: ObjectClient> fuser::Filesystem for FuseAdapter<C> {
         let name = name_or_reply!(name, reply);
         let (uid, gid) = (req.uid(), req.gid());
         let fs = Arc::clone(&self.fs);
-        self.rt.spawn(async move {
+        self.run(async move {
             match fs
                 .create(parent.0, &name, mode & !umask, uid, gid, flags)
                 .await

@@ -254,17 +254,24 @@ where
             retry_fs.retry_pending().await;
         }
     });
-    let signalled = rt.block_on(wait_for_end(&session))?;
-    if signalled {
+    // A signal unmounts the way `fusermount3 -u` would; if that fails
+    // (files still open) the mount stays up and keeps serving: exiting
+    // would cut off open files and lose what they have not closed yet.
+    while rt.block_on(wait_for_end(&session))? {
         tracing::info!("signal received; unmounting");
-        session
-            .umount_and_join()
-            .context("unmounting (are files still open?)")?;
-    } else {
-        session
-            .join()
-            .context("the FUSE session ended with an error")?;
+        match unmount(&args.mountpoint) {
+            Ok(()) => break,
+            Err(e) => {
+                tracing::error!(error = %format!("{e:#}"), "cannot unmount yet; still mounted")
+            }
+        }
     }
+    while !session.guard.is_finished() {
+        std::thread::sleep(SESSION_POLL);
+    }
+    session
+        .join()
+        .context("the FUSE session ended with an error")?;
     retrier.abort();
     let failed = rt.block_on(fs.shutdown());
     drop(staging);
@@ -297,6 +304,23 @@ async fn wait_for_end(session: &fuser::BackgroundSession) -> anyhow::Result<bool
                 }
             }
         }
+    }
+}
+
+/// `fusermount3 -u MOUNTPOINT` (works for root and for the mounting user).
+fn unmount(mountpoint: &Path) -> anyhow::Result<()> {
+    let out = std::process::Command::new("fusermount3")
+        .arg("-u")
+        .arg(mountpoint)
+        .output()
+        .context("running fusermount3 (package fuse3)")?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        bail!(
+            "fusermount3 -u failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )
     }
 }
 

@@ -93,6 +93,29 @@ fn sigterm_unmounts_and_uploads_what_failed_before() {
 }
 
 #[test]
+fn sigterm_with_a_file_open_keeps_the_mount_until_it_is_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let client = MemoryClient::new();
+    let c2 = client.clone();
+    let a = args(&[], dir.path());
+    let t = std::thread::spawn(move || run_with(move |_| Ok(c2), a));
+    wait_mounted(dir.path());
+    let mut f = std::fs::File::create(dir.path().join("open")).unwrap();
+    // SAFETY: signalling our own process, which has a handler installed.
+    unsafe { libc::kill(libc::getpid(), libc::SIGTERM) };
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(is_mounted(dir.path()), "unmounted under an open file");
+    std::io::Write::write_all(&mut f, b"still here").unwrap();
+    f.sync_all().unwrap();
+    drop(f);
+    // SAFETY: as above.
+    unsafe { libc::kill(libc::getpid(), libc::SIGTERM) };
+    t.join().unwrap().unwrap();
+    assert!(!is_mounted(dir.path()));
+    assert_eq!(&client.object("open").unwrap().body[..], b"still here");
+}
+
+#[test]
 fn bad_mode_and_ttl_are_refused() {
     assert!(parse_mode("999").is_err());
     assert_eq!(parse_mode("0640"), Ok(0o640));
