@@ -539,3 +539,35 @@ async fn killed_server_gives_a_transient_error_after_counted_retries_and_restart
         Err(ObjectClientError::NoSuchKey { .. })
     ));
 }
+
+#[tokio::test]
+async fn website_access_serves_unsigned_gets_on_the_web_port_only() {
+    // garage's only public access: the static-website endpoint (GET by key,
+    // no listing). The S3 API itself stays signed-only.
+    let (g, c) = setup();
+    // A plain reqwest client needs a process-wide TLS provider (bucketfs
+    // builds its own config and needs none).
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let bucket = c.config().bucket.clone();
+    put(&c, "index.html", Bytes::from_static(b"<p>hi</p>")).await;
+    let web = |key: &'static str| {
+        let url = format!("http://127.0.0.1:{}/{key}", g.web_port());
+        let host = format!("{bucket}.web.garage.localhost");
+        async move {
+            reqwest::Client::new()
+                .get(url)
+                .header("host", host)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    assert!(
+        !web("index.html").await.status().is_success(),
+        "not public before"
+    );
+    g.allow_website(&bucket).unwrap();
+    let r = web("index.html").await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.bytes().await.unwrap(), &b"<p>hi</p>"[..]);
+}
