@@ -26,6 +26,10 @@ else
   cove="$repo/target/release/cove"
 fi
 
+# Every `cove serve` on a host uses the same bridge and address range, so
+# servers started by tests take turns (the same lock as crates/cove/tests).
+exec 9>/tmp/cove-integration-tests.lock
+flock 9
 state="$(mktemp -d /tmp/cove-bench.XXXXXX)"
 port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
 base="http://127.0.0.1:$port"

@@ -4,9 +4,11 @@
 //! Dropping it destroys every sandbox its keys own (through the API, starting
 //! the server again if a test left it dead), kills the server and removes the
 //! state dir, so a failed assertion still leaves no container, overlay or veth
-//! behind. Tests that start servers hold one host-wide lock: several servers
-//! on one host would share its network and cgroup space, and the sandboxes of
-//! one test must not make another's timing or memory checks flaky.
+//! behind. Tests that start servers hold one host-wide lock (also taken by
+//! `tests/conformance/run.sh` and `bench/sandboxes/run.sh`): every server
+//! on a host uses the same bridge and address range, with address leases
+//! kept per state dir, and the sandboxes of one test must not make another's
+//! timing or memory checks flaky.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader};
