@@ -92,3 +92,28 @@ async fn truncating_a_streamed_file_to_small_uploads_it_whole() {
     assert_eq!(&c.object("f").unwrap().body[..], &pattern(10)[..]);
     assert_eq!(c.open_uploads(), 0);
 }
+
+#[tokio::test]
+async fn multipart_server_side_copy_keeps_bytes_and_sets_metadata() {
+    use bucketfs::client::ObjectClient;
+    let c = MemoryClient::new();
+    let etag = c.insert("src", pattern(3 * MIB), Default::default());
+    let mut meta = std::collections::BTreeMap::new();
+    meta.insert("mode".to_string(), "33188".to_string());
+    let r = bucketfs::upload::copy_large(&c, "src", "dst", (3 * MIB) as u64, &etag, meta)
+        .await
+        .unwrap();
+    let dst = c.object("dst").unwrap();
+    assert_eq!(dst.etag, r.etag);
+    assert!(dst.body[..] == pattern(3 * MIB)[..]);
+    assert_eq!(dst.metadata["mode"], "33188");
+    assert_eq!(c.open_uploads(), 0);
+    let stale = bucketfs::client::ETag("\"nope\"".into());
+    assert!(
+        bucketfs::upload::copy_large(&c, "src", "dst2", 10, &stale, Default::default())
+            .await
+            .is_err()
+    );
+    assert_eq!(c.open_uploads(), 0);
+    assert!(c.head_object("dst2").await.is_err());
+}

@@ -21,7 +21,7 @@ use crate::client::{CopyObjectParams, ETag, ListObjectsParams, MetadataDirective
 use crate::fs::inode::Remote;
 use crate::fs::meta::FileKind;
 use crate::fs::{check_name, Filesystem, FsError, FsResult};
-use crate::upload::BaseObject;
+use crate::upload::{copy_large, BaseObject, MAX_COPY_OBJECT};
 
 /// renameat2 flags we understand.
 const RENAME_NOREPLACE: u32 = 1;
@@ -86,25 +86,38 @@ impl<C: ObjectClient> Filesystem<C> {
 
     async fn rename_file(&self, src: u64, new_parent: u64, new_name: &str) -> FsResult<()> {
         self.upload_inode(src).await?;
-        let (old_path, remote, slot) = {
+        let (old_path, remote, slot, size) = {
             let table = self.table();
             let i = table.get(src).ok_or(FsError::Stale)?;
-            (i.path.clone(), i.remote.clone(), i.write.clone())
+            (
+                i.path.clone(),
+                i.remote.clone(),
+                i.write.clone(),
+                i.attr.size,
+            )
         };
         let new_path = self.table().child_path(new_parent, new_name);
         let new_key = self.key(&new_path);
         let mut new_remote = remote.clone();
         if let Remote::Object { etag } = &remote {
             let old_key = self.key(&old_path);
-            let params = CopyObjectParams {
-                metadata_directive: MetadataDirective::Copy,
-                source_if_match: Some(etag.clone()),
+            let copied = if size > MAX_COPY_OBJECT {
+                let head = self
+                    .client
+                    .head_object(&old_key)
+                    .await
+                    .map_err(|e| FsError::client("head", &old_key, e))?;
+                copy_large(&*self.client, &old_key, &new_key, size, etag, head.metadata).await?
+            } else {
+                let params = CopyObjectParams {
+                    metadata_directive: MetadataDirective::Copy,
+                    source_if_match: Some(etag.clone()),
+                };
+                self.client
+                    .copy_object(&old_key, &new_key, &params)
+                    .await
+                    .map_err(|e| FsError::client("copy", &old_key, e))?
             };
-            let copied = self
-                .client
-                .copy_object(&old_key, &new_key, &params)
-                .await
-                .map_err(|e| FsError::client("copy", &old_key, e))?;
             self.client
                 .delete_object(&old_key)
                 .await

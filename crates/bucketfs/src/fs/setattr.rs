@@ -16,6 +16,7 @@ use crate::client::{CopyObjectParams, MetadataDirective, ObjectClient, PutObject
 use crate::fs::inode::Remote;
 use crate::fs::meta::{to_metadata, Attr, FileKind, DIR_CONTENT_TYPE};
 use crate::fs::{Filesystem, FsError, FsResult, ROOT_INO};
+use crate::upload::{copy_large, MAX_COPY_OBJECT};
 
 /// The attributes to change (None: keep).
 #[derive(Debug, Clone, Default)]
@@ -110,6 +111,19 @@ impl<C: ObjectClient> Filesystem<C> {
                     .await
                     .map_err(|e| FsError::client("put", &marker, e))?
                     .etag
+            }
+            (_, Remote::Object { etag }) if attr.size > MAX_COPY_OBJECT => {
+                let key = self.key(&path);
+                copy_large(
+                    &*self.client,
+                    &key,
+                    &key,
+                    attr.size,
+                    etag,
+                    to_metadata(&attr),
+                )
+                .await?
+                .etag
             }
             (_, Remote::Object { etag }) => {
                 let key = self.key(&path);

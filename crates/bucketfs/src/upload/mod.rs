@@ -337,3 +337,70 @@ async fn upload_multipart<C: ObjectClient>(
     }
     completed
 }
+
+/// Largest object CopyObject accepts (S3's limit); larger ones are copied
+/// part by part with UploadPartCopy.
+pub const MAX_COPY_OBJECT: u64 = 5 << 30;
+
+/// Part size of a multipart server-side copy.
+const COPY_PART: u64 = 1 << 30;
+
+/// Copy `source` (of `size` bytes, version `etag`) to `dest` on the server,
+/// whatever its size, with `metadata` (for objects past
+/// [`MAX_COPY_OBJECT`], where CopyObject cannot be used).
+pub async fn copy_large<C: ObjectClient>(
+    client: &C,
+    source: &str,
+    dest: &str,
+    size: u64,
+    etag: &ETag,
+    metadata: ObjectMetadata,
+) -> FsResult<PutObjectResult> {
+    let create = CreateMultipartUploadParams {
+        metadata,
+        content_type: None,
+    };
+    let id = client
+        .create_multipart_upload(dest, &create)
+        .await
+        .map_err(|e| FsError::client("copy", source, e))?;
+    let mut parts = Vec::new();
+    let mut start = 0;
+    let mut result = Ok(());
+    while start < size {
+        let end = (start + COPY_PART).min(size);
+        let part_number = parts.len() as u32 + 1;
+        let params = UploadPartCopyParams {
+            source_key: source.to_string(),
+            source_range: start..end,
+            source_if_match: Some(etag.clone()),
+        };
+        match client
+            .upload_part_copy(dest, &id, part_number, &params)
+            .await
+        {
+            Ok(r) => parts.push(CompletedPart {
+                part_number,
+                etag: r.etag,
+            }),
+            Err(e) => {
+                result = Err(FsError::client("copy", source, e));
+                break;
+            }
+        }
+        start = end;
+    }
+    let done = match result {
+        Ok(()) => client
+            .complete_multipart_upload(dest, &id, &parts, None)
+            .await
+            .map_err(|e| FsError::client("copy", source, e)),
+        Err(e) => Err(e),
+    };
+    if done.is_err() {
+        if let Err(e) = client.abort_multipart_upload(dest, &id).await {
+            tracing::warn!(dest, error = %e, "abort of failed multipart copy failed");
+        }
+    }
+    done
+}
