@@ -32,6 +32,12 @@ type ReqBody = BoxBody<Bytes, std::io::Error>;
 pub struct AgentClient {
     id: SandboxId,
     socket: PathBuf,
+    /// Host pid of the sandbox's init (the agent). The socket's directory is
+    /// writable from inside the sandbox, so its root could replace the
+    /// socket with a symlink to a host socket or another sandbox's agent,
+    /// or listen there itself: every connection is checked with
+    /// `SO_PEERCRED` before a byte is sent. `None` only in tests.
+    agent_pid: Option<u32>,
     /// Idle connections ready for another request. Guarded by the mutex only
     /// while pushing or popping.
     idle: Mutex<Vec<SendRequest<ReqBody>>>,
@@ -39,10 +45,11 @@ pub struct AgentClient {
 
 impl AgentClient {
     /// A client for the agent listening on `socket`; connects lazily.
-    pub fn new(id: SandboxId, socket: PathBuf) -> AgentClient {
+    pub fn new(id: SandboxId, socket: PathBuf, agent_pid: Option<u32>) -> AgentClient {
         AgentClient {
             id,
             socket,
+            agent_pid,
             idle: Mutex::new(Vec::new()),
         }
     }
@@ -55,9 +62,20 @@ impl AgentClient {
     }
 
     async fn connect(&self) -> Result<SendRequest<ReqBody>, RuntimeError> {
-        let stream = connect_unix(&self.socket)
+        // A wedged sandbox (listen backlog full) must not hang the caller.
+        let stream = tokio::time::timeout(Duration::from_secs(5), connect_unix(&self.socket))
             .await
+            .map_err(|_| self.unreachable("connecting timed out"))?
             .map_err(|e| self.unreachable(e))?;
+        if let Some(want) = self.agent_pid {
+            let peer = stream.peer_cred().map_err(|e| self.unreachable(e))?;
+            if peer.pid() != Some(want as i32) {
+                return Err(self.unreachable(format!(
+                    "the agent socket is served by pid {:?}, not the sandbox's init {want}",
+                    peer.pid()
+                )));
+            }
+        }
         let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
             .map_err(|e| self.unreachable(e))?;

@@ -107,3 +107,54 @@ async fn one_sandbox_cannot_read_another_sandboxs_files() -> Result<()> {
     assert!(t.rt.read_file(&b.id, "/root/a-only").await.is_err());
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sandbox_cannot_redirect_the_host_to_another_socket() -> Result<()> {
+    use std::io::Read;
+    let t = TestRuntime::start().await?;
+    let a = t.sandbox().await?;
+    let b = t.sandbox().await?;
+    // A host socket the sandbox would like the host to talk to.
+    let host_dir = tempfile::tempdir()?;
+    let host_sock = host_dir.path().join("host.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&host_sock)?;
+    listener.set_nonblocking(true)?;
+    let b_sock = t
+        .dir
+        .path()
+        .join("sandboxes")
+        .join(b.id.as_str())
+        .join("run/agent.sock");
+    for target in [
+        host_sock.display().to_string(),
+        b_sock.display().to_string(),
+    ] {
+        // Sandbox a swaps its agent socket for a symlink to `target`.
+        a.sh(&format!("ln -sf {target} /.cove/run/agent.sock.new && mv -f /.cove/run/agent.sock.new /.cove/run/agent.sock")).await?;
+        // A runtime without pooled connections (as after a restart).
+        let fresh = cove_runtime::runc::RuncRuntime::start(t.rt.config().clone()).await?;
+        let r = fresh
+            .exec(
+                &a.id,
+                cove_runtime::ExecSpec {
+                    cmd: "hostname".into(),
+                    ..Default::default()
+                },
+            )
+            .await;
+        assert!(
+            r.is_err(),
+            "exec through a redirected socket answered: {r:?}"
+        );
+    }
+    // Whatever connected to the host socket never got a byte.
+    if let Ok((mut conn, _)) = listener.accept() {
+        conn.set_read_timeout(Some(std::time::Duration::from_millis(200)))?;
+        let mut buf = [0u8; 16];
+        assert!(
+            matches!(conn.read(&mut buf), Ok(0) | Err(_)),
+            "the host socket received data"
+        );
+    }
+    Ok(())
+}

@@ -71,8 +71,11 @@ async fn a_create_whose_agent_never_answers_is_rolled_back() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let mut cfg = common::test_config(dir.path())?;
     let bridge = cfg.bridge.clone();
-    // An "agent" that exits at once: the container starts, nobody answers.
-    cfg.agent_bin = "/bin/true".into();
+    // An "agent" that runs but never answers.
+    let fake = dir.path().join("fake-agent");
+    std::fs::write(&fake, "#!/bin/sh\nexec sleep 1000\n")?;
+    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
+    cfg.agent_bin = fake;
     cfg.agent_timeout = Duration::from_millis(1500);
     let rt = RuncRuntime::start(cfg).await?;
     let s = spec();

@@ -203,7 +203,15 @@ impl Inner {
         if !paths.record().exists() {
             return Err(RuntimeError::NotFound(id.clone()));
         }
-        let a = Arc::new(AgentClient::new(id.clone(), paths.socket()));
+        // Before the container runs there is no pid: don't cache a client
+        // that could not check its peer.
+        let Some(pid) = std::fs::read_to_string(paths.pid_file())
+            .ok()
+            .and_then(|s| s.trim().parse::<u32>().ok())
+        else {
+            return Err(RuntimeError::NotRunning(id.clone()));
+        };
+        let a = Arc::new(AgentClient::new(id.clone(), paths.socket(), Some(pid)));
         agents.insert(id.clone(), a.clone());
         Ok(a)
     }
