@@ -49,7 +49,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-RUST_LOG="${RUST_LOG:-warn}" "$cove" serve --state-dir "$state" --listen "127.0.0.1:$port" >"$state/serve.log" 2>&1 &
+RUST_LOG="${RUST_LOG:-warn}" "$cove" serve --state-dir "$state" --listen "127.0.0.1:$port" >"$state/serve.log" 2>&1 9>&- &
 server_pid=$!
 for _ in $(seq 600); do
   python3 -c "import urllib.request,sys; urllib.request.urlopen('$base/healthz', timeout=1)" 2>/dev/null && break

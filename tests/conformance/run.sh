@@ -97,7 +97,7 @@ log "starting cove serve on $base (state in $state)"
 # --base-path: every route is also served under a prefix (API.md §1.1, §9.4);
 # the suites check that the SDKs work through it.
 prefix="/conformance-prefix"
-"$cove" serve --state-dir "$state" --listen "127.0.0.1:$port" --base-path "$prefix" >"$state/serve.log" 2>&1 &
+"$cove" serve --state-dir "$state" --listen "127.0.0.1:$port" --base-path "$prefix" >"$state/serve.log" 2>&1 9>&- &
 server_pid=$!
 
 python3 - "$base" "$server_pid" <<'EOF' || die "cove serve did not answer /healthz within 60 s"
