@@ -99,6 +99,16 @@ async fn missing_file_is_404_and_bad_paths_are_400() -> anyhow::Result<()> {
         .send(Method::GET, &format!("/v1/sandboxes/{id}/files"), None)
         .await?;
     assert_eq!(r.status, 400, "no path parameter: {}", r.text());
+    // Devices are not files: an endless /dev/zero must not be streamed out
+    // (or read into memory), and writes to devices are refused too.
+    for dev in ["/dev/zero", "/dev/urandom"] {
+        let r = tokio::time::timeout(std::time::Duration::from_secs(30), api.download(&id, dev))
+            .await
+            .map_err(|_| anyhow::anyhow!("GET {dev} streamed for 30 s"))??;
+        assert!(!r.status.is_success(), "GET {dev}: {}", r.status);
+    }
+    let r = api.upload(&id, "/dev/full", "x").await?;
+    assert!(!r.status.is_success(), "PUT /dev/full: {}", r.status);
     Ok(())
 }
 
