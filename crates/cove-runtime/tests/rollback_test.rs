@@ -11,6 +11,17 @@ use cove_api::ids::SandboxId;
 use cove_runtime::runc::RuncRuntime;
 use cove_runtime::{ExecSpec, Runtime, RuntimeError, RuntimeState, SandboxSpec};
 
+/// Deletes the test's bridge even when an assertion fails.
+struct BridgeGuard(String);
+
+impl Drop for BridgeGuard {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("ip")
+            .args(["link", "del", &self.0])
+            .status();
+    }
+}
+
 fn spec() -> SandboxSpec {
     SandboxSpec {
         id: SandboxId::generate(),
@@ -70,7 +81,7 @@ fn nothing_left(state: &std::path::Path, id: &SandboxId) {
 async fn a_create_whose_agent_never_answers_is_rolled_back() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let mut cfg = common::test_config(dir.path())?;
-    let bridge = cfg.bridge.clone();
+    let _bridge = BridgeGuard(cfg.bridge.clone());
     // An "agent" that runs but never answers.
     let fake = dir.path().join("fake-agent");
     std::fs::write(&fake, "#!/bin/sh\nexec sleep 1000\n")?;
@@ -85,9 +96,6 @@ async fn a_create_whose_agent_never_answers_is_rolled_back() -> Result<()> {
         "{err}"
     );
     nothing_left(dir.path(), &s.id);
-    let _ = std::process::Command::new("ip")
-        .args(["link", "del", &bridge])
-        .status();
     Ok(())
 }
 
