@@ -12,6 +12,9 @@
 //! zeros (the sparse file's holes), which is what POSIX says for a file
 //! extended by truncate or a write past the end.
 //!
+//! Files up to 1 MiB are staged in memory and spill to their file when they
+//! grow past it (or when they must be kept for recovery).
+//!
 //! The staging area counts the logical size of every staged file against a
 //! limit; a write that would exceed it fails with `ENOSPC` rather than
 //! evicting anything (staged data may be the only copy).
@@ -93,14 +96,9 @@ impl StagingArea {
     pub fn create(self: &Arc<Self>, base_len: u64) -> io::Result<StagedFile> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let path = self.dir.join(format!("staged-{}-{id}", std::process::id()));
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(&path)?;
         let mut staged = StagedFile {
             area: Arc::clone(self),
-            file,
+            backing: Backing::Memory(Vec::new()),
             path,
             size: 0,
             blocks: Vec::new(),
@@ -113,12 +111,64 @@ impl StagingArea {
     }
 }
 
+/// Staged files up to this size live in memory (no file to create, size
+/// and unlink for every small file written); larger ones spill to disk.
+const MEMORY_MAX: u64 = 1 << 20;
+
+/// Where a staged file's bytes are.
+#[derive(Debug)]
+enum Backing {
+    Memory(Vec<u8>),
+    File(File),
+}
+
+impl Backing {
+    fn write_all_at(&mut self, data: &[u8], offset: u64) -> io::Result<()> {
+        match self {
+            Self::File(f) => f.write_all_at(data, offset),
+            Self::Memory(v) => {
+                let end = offset as usize + data.len();
+                if v.len() < end {
+                    v.resize(end, 0);
+                }
+                v[offset as usize..end].copy_from_slice(data);
+                Ok(())
+            }
+        }
+    }
+
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        match self {
+            Self::File(f) => f.read_exact_at(buf, offset),
+            Self::Memory(v) => {
+                let start = offset as usize;
+                let src = v.get(start..start + buf.len()).ok_or_else(|| {
+                    io::Error::new(io::ErrorKind::UnexpectedEof, "read past staged data")
+                })?;
+                buf.copy_from_slice(src);
+                Ok(())
+            }
+        }
+    }
+
+    fn set_len(&mut self, len: u64) -> io::Result<()> {
+        match self {
+            Self::File(f) => f.set_len(len),
+            Self::Memory(v) => {
+                v.resize(len as usize, 0);
+                Ok(())
+            }
+        }
+    }
+}
+
 /// One staged file. Not internally synchronised: the filesystem keeps it
 /// behind the inode's write lock.
 #[derive(Debug)]
 pub struct StagedFile {
     area: Arc<StagingArea>,
-    file: File,
+    backing: Backing,
+    /// Where the data lives once it spills to disk (or is kept).
     path: PathBuf,
     size: u64,
     blocks: Vec<Block>,
@@ -183,7 +233,7 @@ impl StagedFile {
 
     /// Fill absent block `i` with its bytes from the base object.
     pub fn fill(&mut self, i: usize, data: &[u8]) -> io::Result<()> {
-        self.file.write_all_at(data, i as u64 * BLOCK_SIZE)?;
+        self.backing.write_all_at(data, i as u64 * BLOCK_SIZE)?;
         if let Some(b) = self.blocks.get_mut(i) {
             if *b == Block::Absent {
                 *b = Block::Clean;
@@ -200,7 +250,7 @@ impl StagedFile {
         if end > self.size {
             self.set_len_inner(end, Block::Clean)?;
         }
-        self.file.write_all_at(data, offset)?;
+        self.backing.write_all_at(data, offset)?;
         if !data.is_empty() {
             let first = (offset / BLOCK_SIZE) as usize;
             let last = ((end - 1) / BLOCK_SIZE) as usize;
@@ -219,7 +269,7 @@ impl StagedFile {
     /// Returns the bytes read (short at end of file).
     pub fn read(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
         let n = (self.size.saturating_sub(offset)).min(buf.len() as u64) as usize;
-        self.file.read_exact_at(&mut buf[..n], offset)?;
+        self.backing.read_exact_at(&mut buf[..n], offset)?;
         Ok(n)
     }
 
@@ -233,7 +283,7 @@ impl StagedFile {
             if !len.is_multiple_of(BLOCK_SIZE) && self.blocks.get(last) != Some(&Block::Absent) {
                 let block_end = ((last as u64 + 1) * BLOCK_SIZE).min(self.size);
                 let zeros = vec![0u8; (block_end - len) as usize];
-                self.file.write_all_at(&zeros, len)?;
+                self.backing.write_all_at(&zeros, len)?;
                 self.blocks[last] = Block::Dirty;
                 self.gens[last] = self.next_gen;
                 self.next_gen += 1;
@@ -259,7 +309,10 @@ impl StagedFile {
         } else {
             self.area.release(self.size - len);
         }
-        self.file.set_len(len)?;
+        if len > MEMORY_MAX {
+            self.spill()?;
+        }
+        self.backing.set_len(len)?;
         self.size = len;
         self.blocks.resize(block_count(len), new_blocks);
         self.gens.resize(block_count(len), self.next_gen);
@@ -267,8 +320,23 @@ impl StagedFile {
         Ok(())
     }
 
+    /// Move in-memory data to its file in the staging directory.
+    fn spill(&mut self) -> io::Result<()> {
+        if let Backing::Memory(v) = &self.backing {
+            let file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .open(&self.path)?;
+            file.write_all_at(v, 0)?;
+            self.backing = Backing::File(file);
+        }
+        Ok(())
+    }
+
     /// Keep the local file when dropped, with a `.key` file naming `key`.
     pub fn keep_for_recovery(&mut self, key: &str) -> io::Result<PathBuf> {
+        self.spill()?;
         self.keep = true;
         let mut sidecar = self.path.clone().into_os_string();
         sidecar.push(".key");
@@ -292,7 +360,7 @@ impl StagedFile {
 impl Drop for StagedFile {
     fn drop(&mut self) {
         self.area.release(self.size);
-        if !self.keep {
+        if !self.keep && matches!(self.backing, Backing::File(_)) {
             // Best effort: a leftover file is only wasted space.
             let _ = std::fs::remove_file(&self.path);
         }
@@ -328,6 +396,22 @@ mod tests {
         let mut buf = [9u8; 11];
         assert_eq!(f.read(0, &mut buf).unwrap(), 11);
         assert_eq!(&buf, b"hello\0\0\0\0\0\0");
+    }
+
+    #[test]
+    fn small_files_stay_in_memory_and_spill_when_they_grow() {
+        let dir = tempfile::tempdir().unwrap();
+        let area = StagingArea::new(dir.path(), u64::MAX).unwrap();
+        let mut f = area.create(0).unwrap();
+        f.write(0, b"small").unwrap();
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+        f.write(MEMORY_MAX, b"big").unwrap();
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+        let mut buf = [0u8; 5];
+        f.read(0, &mut buf).unwrap();
+        assert_eq!(&buf, b"small");
+        drop(f);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }
 
     #[test]
