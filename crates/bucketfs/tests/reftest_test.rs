@@ -80,3 +80,20 @@ fn fuse_mount_on_garage_matches_model() {
         })
         .unwrap();
 }
+
+#[test]
+fn regression_symlink_seen_as_file_in_listing_after_remount() {
+    block_on(run(&[Op::Symlink { path: 0, target: 0 }, Op::Remount]));
+}
+
+#[test]
+fn regression_extend_empty_object_written_by_another_client() {
+    block_on(run(&[
+        Op::ExternalPut {
+            path: 1,
+            len: 0,
+            byte: 0,
+        },
+        Op::Truncate { path: 1, len: 1 },
+    ]));
+}
