@@ -389,7 +389,10 @@ mod tests {
         assert_eq!(validate_path("rel"), Err(PathError::Relative));
         assert_eq!(validate_path(""), Err(PathError::Relative));
         assert_eq!(validate_path("/a\0b"), Err(PathError::Nul));
-        assert_eq!(validate_path(&format!("/{}", "a".repeat(256))), Err(PathError::ComponentTooLong));
+        assert_eq!(
+            validate_path(&format!("/{}", "a".repeat(256))),
+            Err(PathError::ComponentTooLong)
+        );
         assert_eq!(validate_path(&"/a".repeat(3000)), Err(PathError::TooLong));
     }
 }
