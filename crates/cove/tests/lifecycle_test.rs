@@ -309,3 +309,70 @@ async fn create_validation_and_errors_use_jsend_fail_with_codes() -> anyhow::Res
     assert!(api.live_ids().await?.is_empty());
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn openapi_and_metrics_describe_the_live_server() -> anyhow::Result<()> {
+    let mut server = TempServer::start().await?;
+    let api = server.user("ops")?;
+    let id = api.create(json!({})).await?["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    api.exec(&id, "true", &[]).await?;
+
+    let http = common::http_client();
+    let doc: serde_json::Value = http
+        .get(format!("{}/openapi.json", server.base()))
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert!(
+        doc["openapi"].as_str().unwrap_or("").starts_with('3'),
+        "{}",
+        doc["openapi"]
+    );
+    for path in [
+        "/v1/sandboxes",
+        "/v1/sandboxes/{id}",
+        "/v1/sandboxes/by-ip/{ip}",
+        "/v1/sandboxes/{id}/exec",
+        "/v1/sandboxes/{id}/files",
+        "/v1/shapes",
+        "/v1/rootfs",
+        "/v1/whoami",
+        "/v1/hosts",
+    ] {
+        assert!(doc["paths"].get(path).is_some(), "openapi lacks {path}");
+    }
+
+    let metrics = http
+        .get(format!("{}/metrics", server.base()))
+        .send()
+        .await?
+        .text()
+        .await?;
+    let line = |prefix: &str| {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no {prefix} in /metrics:\n{metrics}"))
+            .to_string()
+    };
+    assert!(line("cove_sandboxes{status=\"running\"}").ends_with(" 1"));
+    assert!(line("cove_sandbox_create_seconds_count").ends_with(" 1"));
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("cove_http_requests_total") && l.contains("status=\"200\"")),
+        "no request counter:\n{metrics}"
+    );
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.contains("exec") && l.contains("_count") && !l.ends_with(" 0")),
+        "no exec latency observed:\n{metrics}"
+    );
+    assert!(!metrics.contains(api.key()), "an API key in /metrics");
+    Ok(())
+}
