@@ -100,3 +100,90 @@ async fn kill_9_and_restart_keeps_sandboxes_running_and_usable() -> anyhow::Resu
     );
     Ok(())
 }
+
+/// Ids of the containers runc knows in the server's runc root.
+fn runc_ids(state_dir: &std::path::Path) -> anyhow::Result<Vec<String>> {
+    let out = std::process::Command::new("runc")
+        .arg("--root")
+        .arg(state_dir.join("runc"))
+        .args(["list", "-q"])
+        .output()?;
+    let mut ids: Vec<String> = String::from_utf8(out.stdout)?
+        .lines()
+        .map(str::to_string)
+        .collect();
+    ids.sort();
+    Ok(ids)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kill_9_during_creates_leaves_no_half_made_sandbox() -> anyhow::Result<()> {
+    let mut server = TempServer::start().await?;
+    let api = server.user("midcreate")?;
+    let key = api.key().to_string();
+    let shape = api.shape().await?["id"].clone();
+    // Kill at different points of a create: before, during and after the
+    // container starts. Whatever the point, after a restart each sandbox is
+    // either running and usable or failed with nothing left on the host.
+    for delay_ms in [5u64, 40, 90, 160, 300] {
+        let api = server.api_for(&key);
+        let body = json!({ "shape": shape });
+        let create = tokio::spawn(async move {
+            api.send(reqwest::Method::POST, "/v1/sandboxes", Some(body))
+                .await
+        });
+        tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+        server.kill9()?;
+        let _ = create.await?; // a reset connection, or a create that finished first
+        server.restart().await?;
+    }
+    let api = server.api_for(&key);
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    let rows = loop {
+        let page = api.get("/v1/sandboxes?limit=500").await?;
+        let rows = page["data"].as_array().unwrap().clone();
+        if rows
+            .iter()
+            .all(|r| r["status"] == "running" || r["status"] == "failed")
+        {
+            break rows;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "rows still in flight 90 s after the restarts: {rows:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let mut running: Vec<String> = rows
+        .iter()
+        .filter(|r| r["status"] == "running")
+        .map(|r| r["id"].as_str().unwrap().to_string())
+        .collect();
+    running.sort();
+    eprintln!(
+        "{} rows after 5 crashes mid-create: {} running",
+        rows.len(),
+        running.len()
+    );
+    for id in &running {
+        assert_eq!(api.exec(id, "echo", &["ok"]).await?.stdout, "ok\n", "{id}");
+    }
+    assert_eq!(
+        runc_ids(server.state_dir())?,
+        running,
+        "runc containers must be exactly the running sandboxes"
+    );
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo")?;
+    for r in rows.iter().filter(|r| r["status"] == "failed") {
+        let id = r["id"].as_str().unwrap();
+        assert!(!mounts.contains(id), "a failed sandbox {id} left a mount");
+        assert!(
+            !server.state_dir().join("sandboxes").join(id).exists(),
+            "a failed sandbox {id} left its directory"
+        );
+    }
+    // The server still creates sandboxes normally afterwards.
+    let fresh = api.create(json!({})).await?;
+    assert_eq!(fresh["status"], "running");
+    Ok(())
+}
