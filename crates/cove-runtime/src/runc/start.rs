@@ -47,10 +47,12 @@ pub fn run_container(
     let ip = rec
         .ip
         .ok_or_else(|| fail(spec, "no address allocated".to_string()))?;
+    let t_net = std::time::Instant::now();
     let att = inner
         .net
         .attach(id, ip, pid)
         .map_err(|e| fail(spec, e.to_string()))?;
+    tracing::debug!(sandbox_id = %spec.id, net_us = t_net.elapsed().as_micros() as u64, "network attached");
     rec.host_veth = Some(att.host_veth);
     rec.save(&paths.record())?;
     Ok(())
