@@ -1,6 +1,6 @@
 //! One sandbox's attachment: the sandbox's own network namespace (created
-//! by runc inside the sandbox's user namespace, reached through its init's
-//! pid), a veth pair with
+//! by runc inside the sandbox's user namespace) given a name with `ip netns
+//! attach`, so a restarted server finds it, a veth pair with
 //! `eth0` inside, the address and default route inside, `lo` up (runc only
 //! brings `lo` up in namespaces it creates itself).
 
@@ -44,12 +44,11 @@ pub fn attach(
     att: &Attachment,
     pid: u32,
 ) -> Result<(), NetError> {
+    let ns = att.netns.as_str();
     // Two `ip` processes in all (each fork+exec costs milliseconds on the
-    // create path): one batch on the host side, one inside the namespace,
-    // reached through the sandbox init's pid (no `ip netns attach`, whose
-    // bind mount cost ~5 ms; the namespace lives and dies with the sandbox).
+    // create path): one batch on the host side, one inside the namespace.
     let host = format!(
-        "link add {v} type veth peer name eth0 netns {pid}\nlink set {v} master {br} up\n",
+        "netns attach {ns} {pid}\nlink add {v} type veth peer name eth0 netns {ns}\nlink set {v} master {br} up\n",
         v = att.host_veth,
         br = cfg.bridge,
     );
@@ -60,7 +59,7 @@ pub fn attach(
         p = cfg.subnet.prefix(),
         gw = cfg.subnet.gateway(),
     );
-    sys.run_in_netns_of(pid, "ip", &["-batch", "-"], Some(&inside))?;
+    sys.run("ip", &["-n", ns, "-batch", "-"], Some(&inside))?;
     Ok(())
 }
 
@@ -109,15 +108,15 @@ mod tests {
         let ip = net.allocate("sb_x").unwrap();
         let att = net.attach("sb_x", ip, 4242).unwrap();
         let calls = sys.calls();
-        assert!(calls[0]
-            .starts_with("ip -batch - <<link add ctsb_x type veth peer name eth0 netns 4242\n"));
+        assert!(calls[0].starts_with("ip -batch - <<netns attach cove-sb_x 4242\n"));
+        assert!(calls[0].contains("link add ctsb_x type veth peer name eth0 netns cove-sb_x"));
         assert!(calls[0].contains("link set ctsb_x master covt9 up"));
-        assert!(calls[1].starts_with("netns(4242) ip -batch -"));
+        assert!(calls[1].starts_with("ip -n cove-sb_x -batch -"));
         assert!(calls[1].contains(&format!("addr add {}/24 dev eth0", att.ip)));
         assert!(calls[1].contains("route add default via 10.212.0.1"));
         assert!(calls[1].contains("link set lo up"));
 
-        *sys.fail_on.lock().unwrap() = Some("netns(4243)".into());
+        *sys.fail_on.lock().unwrap() = Some("-n cove-sb_y".into());
         let ip_y = net.allocate("sb_y").unwrap();
         assert!(net.attach("sb_y", ip_y, 4243).is_err());
         net.detach(&net.attachment_of("sb_y", ip_y)).unwrap();

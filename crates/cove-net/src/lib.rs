@@ -95,9 +95,10 @@ impl Network {
         self.leases.allocate(owner)
     }
 
-    /// Creates the veth pair into the network namespace of process `pid`
-    /// (the sandbox's init) and configures both ends with `ip`. Undoes what
-    /// it did on failure (the lease stays with the caller).
+    /// Names the network namespace of process `pid` after `owner`
+    /// (`ip netns attach`, so it outlives the server and `ip -n` reaches it),
+    /// creates the veth pair into it and configures both ends with `ip`.
+    /// Undoes what it did on failure (the lease stays with the caller).
     pub fn attach(&self, owner: &str, ip: Ipv4Addr, pid: u32) -> Result<Attachment, NetError> {
         let att = self.attachment_of(owner, ip);
         match attach::attach(self.sys.as_ref(), &self.cfg, &att, pid) {

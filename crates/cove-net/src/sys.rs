@@ -11,15 +11,6 @@ use crate::NetError;
 pub trait NetSys: Send + Sync {
     /// Runs `program args…` with `stdin`, returning stdout; non-zero exit is an error.
     fn run(&self, program: &str, args: &[&str], stdin: Option<&str>) -> Result<String, NetError>;
-    /// Like [`run`](Self::run), but the command runs in the network namespace
-    /// of process `pid` (a sandbox's init).
-    fn run_in_netns_of(
-        &self,
-        pid: u32,
-        program: &str,
-        args: &[&str],
-        stdin: Option<&str>,
-    ) -> Result<String, NetError>;
     /// Whether a network interface of that name exists on the host.
     fn link_exists(&self, name: &str) -> bool;
     /// Whether a file exists (named network namespaces).
@@ -57,39 +48,6 @@ impl NetSys for CommandNetSys {
             return Err(NetError::Command { command, stderr });
         }
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    }
-
-    fn run_in_netns_of(
-        &self,
-        pid: u32,
-        program: &str,
-        args: &[&str],
-        stdin: Option<&str>,
-    ) -> Result<String, NetError> {
-        use std::os::fd::AsFd;
-        let ns = rustix::fs::open(
-            format!("/proc/{pid}/ns/net"),
-            rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
-            rustix::fs::Mode::empty(),
-        )
-        .map_err(std::io::Error::from)?;
-        // A thread of its own enters the namespace; the command it spawns
-        // inherits it (one exec, no `nsenter`, no namespace name needed).
-        std::thread::scope(|scope| {
-            scope
-                .spawn(|| {
-                    rustix::thread::move_into_link_name_space(
-                        ns.as_fd(),
-                        Some(rustix::thread::LinkNameSpaceType::Network),
-                    )
-                    .map_err(std::io::Error::from)?;
-                    self.run(program, args, stdin)
-                })
-                .join()
-                .unwrap_or_else(|_| {
-                    Err(NetError::Io(std::io::Error::other("netns thread panicked")))
-                })
-        })
     }
 
     fn link_exists(&self, name: &str) -> bool {
@@ -144,16 +102,6 @@ impl NetSys for RecordingNetSys {
             }
         }
         Ok(String::new())
-    }
-
-    fn run_in_netns_of(
-        &self,
-        pid: u32,
-        program: &str,
-        args: &[&str],
-        stdin: Option<&str>,
-    ) -> Result<String, NetError> {
-        self.run(&format!("netns({pid}) {program}"), args, stdin)
     }
 
     fn link_exists(&self, name: &str) -> bool {

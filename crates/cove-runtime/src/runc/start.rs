@@ -1,7 +1,7 @@
 //! `start`: run the prepared bundle. `runc run -d` makes the container and
 //! its namespaces and execs the agent (stdio `/dev/null`: the server holds
 //! nothing the agent writes to, so the sandbox outlives the server); then
-//! the sandbox's network namespace is wired to the bridge while
+//! the sandbox's network namespace is named and wired to the bridge while
 //! the agent starts, and create returns once the agent answers on its
 //! socket. No command of the user runs before that, so none sees the
 //! network missing. (One `runc run` instead of `create` + `start` saves a
