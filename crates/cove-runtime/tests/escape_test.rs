@@ -112,7 +112,6 @@ async fn one_sandbox_cannot_read_another_sandboxs_files() -> Result<()> {
 async fn a_sandbox_cannot_redirect_the_host_to_another_socket() -> Result<()> {
     use std::io::Read;
     let t = TestRuntime::start().await?;
-    let a = t.sandbox().await?;
     let b = t.sandbox().await?;
     // A host socket the sandbox would like the host to talk to.
     let host_dir = tempfile::tempdir()?;
@@ -129,7 +128,9 @@ async fn a_sandbox_cannot_redirect_the_host_to_another_socket() -> Result<()> {
         host_sock.display().to_string(),
         b_sock.display().to_string(),
     ] {
-        // Sandbox a swaps its agent socket for a symlink to `target`.
+        // A fresh sandbox a swaps its agent socket for a symlink to `target`
+        // (after that only connections opened before reach its agent).
+        let a = t.sandbox().await?;
         a.sh(&format!("ln -sf {target} /.cove/run/agent.sock.new && mv -f /.cove/run/agent.sock.new /.cove/run/agent.sock")).await?;
         // A runtime without pooled connections (as after a restart).
         let fresh = cove_runtime::runc::RuncRuntime::start(t.rt.config().clone()).await?;
