@@ -88,6 +88,26 @@ fn runc_floor(n: usize, images: &Path) -> Result<Vec<Duration>> {
     Ok(out)
 }
 
+/// Destroys the sandbox if the benchmark stops early (an error, a closed pipe).
+struct Guard(RuncRuntime, Option<SandboxId>);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if let Some(id) = self.1.take() {
+            let rt = self.0.clone();
+            let _ = std::thread::spawn(move || {
+                if let Ok(r) = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    let _ = r.block_on(rt.destroy(&id));
+                }
+            })
+            .join();
+        }
+    }
+}
+
 fn spec(disk_mib: u64) -> SandboxSpec {
     SandboxSpec {
         id: SandboxId::generate(),
@@ -132,9 +152,11 @@ async fn main() -> Result<()> {
     let mut destroys = Vec::new();
     for _ in 0..n {
         let s = spec(1024);
+        let mut guard = Guard(rt.clone(), Some(s.id.clone()));
         let t = Instant::now();
         rt.create(&s).await?;
         creates.push(t.elapsed());
+        guard.1 = None;
         let t = Instant::now();
         rt.destroy(&s.id).await?;
         destroys.push(t.elapsed());
@@ -148,6 +170,7 @@ async fn main() -> Result<()> {
     summary("cove destroy", destroys);
 
     let s = spec(1024);
+    let _guard = Guard(rt.clone(), Some(s.id.clone()));
     rt.create(&s).await?;
     let mut execs = Vec::new();
     for _ in 0..200 {
