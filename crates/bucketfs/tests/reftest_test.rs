@@ -97,3 +97,30 @@ fn regression_extend_empty_object_written_by_another_client() {
         Op::Truncate { path: 1, len: 1 },
     ]));
 }
+
+/// Shrunk from `fuse_mount_on_garage_matches_model`: renaming `d/y` onto its
+/// own parent `d` is ENOTEMPTY on Linux (the kernel's ancestor check comes
+/// before the EISDIR kind check); the model and the core said EISDIR.
+fn rename_onto_own_parent() -> Vec<Op> {
+    vec![
+        Op::Mkdir { path: 2 },
+        Op::Write {
+            path: 4,
+            offset: 0,
+            len: 0,
+            byte: 0,
+        },
+        Op::Rename { from: 4, to: 2 },
+    ]
+}
+
+#[test]
+fn regression_rename_file_onto_its_parent_dir_is_enotempty() {
+    block_on(run(&rename_onto_own_parent()));
+}
+
+#[test]
+fn regression_rename_file_onto_its_parent_dir_is_enotempty_through_fuse() {
+    let mut session = common::mem_session(common::SessionConfig::default());
+    reftests::fuse_harness::run(&mut session, &rename_onto_own_parent());
+}

@@ -64,6 +64,12 @@ impl<C: ObjectClient> Filesystem<C> {
             if flags & RENAME_NOREPLACE != 0 {
                 return Err(FsError::Exists);
             }
+            // The target is an ancestor of the source, so it is not empty:
+            // Linux answers ENOTEMPTY here before looking at the kinds
+            // (do_renameat2's `trap` check), and so must the core.
+            if self.is_within(parent, *dst_ino) {
+                return Err(FsError::NotEmpty);
+            }
             match (src_attr.kind, dst_attr.kind) {
                 (FileKind::Directory, FileKind::Directory) => {
                     let path = self.table().child_path(new_parent, new_name);

@@ -138,6 +138,11 @@ impl Model {
         if from == to {
             return Ok(());
         }
+        // Renaming onto an ancestor of the source: Linux answers ENOTEMPTY
+        // (the ancestor holds the source) before comparing kinds.
+        if from.starts_with(&format!("{to}/")) {
+            return Err(libc::ENOTEMPTY);
+        }
         match (&src, self.nodes.get(to)) {
             (Node::Dir, Some(Node::Dir)) if !self.children(to).is_empty() => {
                 return Err(libc::ENOTEMPTY)
