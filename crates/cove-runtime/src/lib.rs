@@ -46,13 +46,29 @@ pub struct CreatedSandbox {
 /// One command to run inside a sandbox. `cmd` + `args` are an argv, never a
 /// shell string. `env` already holds the sandbox's envs merged with the
 /// per-exec ones (per-exec wins).
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 pub struct ExecSpec {
     pub cmd: String,
     pub args: Vec<String>,
     pub env: Vec<(String, String)>,
     pub stdin: Option<Bytes>,
     pub cwd: Option<String>,
+}
+
+/// Env values and stdin may be secrets (API keys a user passed as envs), so
+/// `Debug` shows env names and the stdin length only: a spec in a log line or
+/// an error message never carries them.
+impl std::fmt::Debug for ExecSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let env_names: Vec<&str> = self.env.iter().map(|(k, _)| k.as_str()).collect();
+        f.debug_struct("ExecSpec")
+            .field("cmd", &self.cmd)
+            .field("args", &self.args)
+            .field("env", &env_names)
+            .field("stdin_len", &self.stdin.as_ref().map(Bytes::len))
+            .field("cwd", &self.cwd)
+            .finish()
+    }
 }
 
 /// The result of a buffered exec.
@@ -196,3 +212,22 @@ pub mod agent_client;
 mod loopdev;
 pub mod runc;
 pub mod sys;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exec_spec_debug_shows_env_names_but_never_values_or_stdin() {
+        let spec = ExecSpec {
+            cmd: "env".into(),
+            env: vec![("API_KEY".into(), "sk-secret-value".into())],
+            stdin: Some(Bytes::from_static(b"stdin-secret")),
+            ..Default::default()
+        };
+        let shown = format!("{spec:?}");
+        assert!(shown.contains("API_KEY"), "{shown}");
+        assert!(!shown.contains("sk-secret-value"), "{shown}");
+        assert!(!shown.contains("stdin-secret"), "{shown}");
+    }
+}
