@@ -11,30 +11,15 @@ use bytes::Bytes;
 use crate::client::{
     ClientCapabilities, ClientResult, CompletedPart, CopyObjectParams, CreateMultipartUploadParams,
     GetObjectParams, GetObjectResult, HeadObjectResult, ListObjectsParams, ListObjectsResult,
-    ObjectClient, PutCondition, PutObjectParams, PutObjectResult, UploadId, UploadPartCopyParams,
-    UploadPartResult,
+    ObjectClient, Op, PutCondition, PutObjectParams, PutObjectResult, UploadId,
+    UploadPartCopyParams, UploadPartResult,
 };
-
-/// Request kinds, in rendering order.
-const OPS: [&str; 11] = [
-    "get",
-    "head",
-    "put",
-    "create_multipart",
-    "upload_part",
-    "upload_part_copy",
-    "complete_multipart",
-    "abort_multipart",
-    "copy",
-    "delete",
-    "list",
-];
 
 /// The counters of one mount.
 #[derive(Debug, Default)]
 pub struct Metrics {
-    requests: [AtomicU64; 11],
-    errors: [AtomicU64; 11],
+    requests: [AtomicU64; Op::COUNT],
+    errors: [AtomicU64; Op::COUNT],
     /// Bytes received in GET bodies.
     pub bytes_downloaded: AtomicU64,
     /// Bytes sent in PUT and UploadPart bodies.
@@ -48,30 +33,31 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    fn op(&self, i: usize, failed: bool) {
-        self.requests[i].fetch_add(1, Ordering::Relaxed);
+    fn op(&self, op: Op, failed: bool) {
+        self.requests[op.index()].fetch_add(1, Ordering::Relaxed);
         if failed {
-            self.errors[i].fetch_add(1, Ordering::Relaxed);
+            self.errors[op.index()].fetch_add(1, Ordering::Relaxed);
         }
     }
 
     /// Requests of kind `op` (e.g. "put") so far.
     pub fn requests(&self, op: &str) -> u64 {
-        OPS.iter()
-            .position(|o| *o == op)
-            .map_or(0, |i| self.requests[i].load(Ordering::Relaxed))
+        Op::ALL
+            .iter()
+            .find(|o| o.label() == op)
+            .map_or(0, |o| self.requests[o.index()].load(Ordering::Relaxed))
     }
 
     /// The Prometheus text exposition of every counter.
     pub fn render(&self) -> String {
         let mut s = String::new();
         let _ = writeln!(s, "# TYPE bucketfs_requests_total counter");
-        for (i, op) in OPS.iter().enumerate() {
+        for (i, op) in Op::ALL.iter().map(|o| o.label()).enumerate() {
             let n = self.requests[i].load(Ordering::Relaxed);
             let _ = writeln!(s, "bucketfs_requests_total{{op=\"{op}\"}} {n}");
         }
         let _ = writeln!(s, "# TYPE bucketfs_request_errors_total counter");
-        for (i, op) in OPS.iter().enumerate() {
+        for (i, op) in Op::ALL.iter().map(|o| o.label()).enumerate() {
             let n = self.errors[i].load(Ordering::Relaxed);
             let _ = writeln!(s, "bucketfs_request_errors_total{{op=\"{op}\"}} {n}");
         }
@@ -126,8 +112,8 @@ impl<C> MeteredClient<C> {
 }
 
 impl<C: ObjectClient> MeteredClient<C> {
-    fn count<T>(&self, i: usize, r: ClientResult<T>) -> ClientResult<T> {
-        self.metrics.op(i, r.is_err());
+    fn count<T>(&self, op: Op, r: ClientResult<T>) -> ClientResult<T> {
+        self.metrics.op(op, r.is_err());
         r
     }
 }
@@ -148,12 +134,12 @@ impl<C: ObjectClient> ObjectClient for MeteredClient<C> {
                 .bytes_downloaded
                 .fetch_add(g.body.len() as u64, Ordering::Relaxed);
         }
-        self.count(0, r)
+        self.count(Op::Get, r)
     }
 
     async fn head_object(&self, key: &str) -> ClientResult<HeadObjectResult> {
         let r = self.inner.head_object(key).await;
-        self.count(1, r)
+        self.count(Op::Head, r)
     }
 
     async fn put_object(
@@ -167,7 +153,7 @@ impl<C: ObjectClient> ObjectClient for MeteredClient<C> {
         if r.is_ok() {
             self.metrics.bytes_uploaded.fetch_add(n, Ordering::Relaxed);
         }
-        self.count(2, r)
+        self.count(Op::Put, r)
     }
 
     async fn create_multipart_upload(
@@ -176,7 +162,7 @@ impl<C: ObjectClient> ObjectClient for MeteredClient<C> {
         params: &CreateMultipartUploadParams,
     ) -> ClientResult<UploadId> {
         let r = self.inner.create_multipart_upload(key, params).await;
-        self.count(3, r)
+        self.count(Op::CreateMultipart, r)
     }
 
     async fn upload_part(
@@ -194,7 +180,7 @@ impl<C: ObjectClient> ObjectClient for MeteredClient<C> {
         if r.is_ok() {
             self.metrics.bytes_uploaded.fetch_add(n, Ordering::Relaxed);
         }
-        self.count(4, r)
+        self.count(Op::UploadPart, r)
     }
 
     async fn upload_part_copy(
@@ -208,7 +194,7 @@ impl<C: ObjectClient> ObjectClient for MeteredClient<C> {
             .inner
             .upload_part_copy(key, upload_id, part_number, params)
             .await;
-        self.count(5, r)
+        self.count(Op::UploadPartCopy, r)
     }
 
     async fn complete_multipart_upload(
@@ -222,12 +208,12 @@ impl<C: ObjectClient> ObjectClient for MeteredClient<C> {
             .inner
             .complete_multipart_upload(key, upload_id, parts, condition)
             .await;
-        self.count(6, r)
+        self.count(Op::CompleteMultipart, r)
     }
 
     async fn abort_multipart_upload(&self, key: &str, upload_id: &UploadId) -> ClientResult<()> {
         let r = self.inner.abort_multipart_upload(key, upload_id).await;
-        self.count(7, r)
+        self.count(Op::AbortMultipart, r)
     }
 
     async fn copy_object(
@@ -237,17 +223,17 @@ impl<C: ObjectClient> ObjectClient for MeteredClient<C> {
         params: &CopyObjectParams,
     ) -> ClientResult<PutObjectResult> {
         let r = self.inner.copy_object(source_key, dest_key, params).await;
-        self.count(8, r)
+        self.count(Op::Copy, r)
     }
 
     async fn delete_object(&self, key: &str) -> ClientResult<()> {
         let r = self.inner.delete_object(key).await;
-        self.count(9, r)
+        self.count(Op::Delete, r)
     }
 
     async fn list_objects(&self, params: &ListObjectsParams) -> ClientResult<ListObjectsResult> {
         let r = self.inner.list_objects(params).await;
-        self.count(10, r)
+        self.count(Op::List, r)
     }
 }
 
@@ -258,8 +244,8 @@ mod tests {
     #[test]
     fn render_lists_every_request_kind() {
         let m = Metrics::default();
-        m.op(2, false);
-        m.op(2, true);
+        m.op(Op::Put, false);
+        m.op(Op::Put, true);
         let text = m.render();
         assert!(
             text.contains("bucketfs_requests_total{op=\"put\"} 2"),

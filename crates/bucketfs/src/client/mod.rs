@@ -29,8 +29,10 @@ use std::time::SystemTime;
 use bytes::Bytes;
 
 mod error;
+mod op;
 
 pub use error::ObjectClientError;
+pub use op::Op;
 
 /// User metadata of an object: lowercase names without `x-amz-meta-`.
 pub type ObjectMetadata = BTreeMap<String, String>;

@@ -21,42 +21,7 @@ use crate::client::{
     UploadPartCopyParams, UploadPartResult,
 };
 
-/// A kind of request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Op {
-    Get,
-    Head,
-    Put,
-    CreateMultipart,
-    UploadPart,
-    UploadPartCopy,
-    CompleteMultipart,
-    AbortMultipart,
-    Copy,
-    Delete,
-    List,
-}
-
-impl Op {
-    /// Every request kind.
-    pub const ALL: [Op; 11] = [
-        Op::Get,
-        Op::Head,
-        Op::Put,
-        Op::CreateMultipart,
-        Op::UploadPart,
-        Op::UploadPartCopy,
-        Op::CompleteMultipart,
-        Op::AbortMultipart,
-        Op::Copy,
-        Op::Delete,
-        Op::List,
-    ];
-
-    fn index(self) -> usize {
-        Self::ALL.iter().position(|o| *o == self).unwrap_or(0)
-    }
-}
+pub use crate::client::Op;
 
 /// What happens to a faulted request.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -49,66 +49,15 @@ pub enum S3Error {
     CredentialsFile { path: PathBuf, message: String },
 }
 
-/// The S3 operations, for counters and error messages.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Op {
-    Get,
-    Head,
-    Put,
-    CreateMultipart,
-    UploadPart,
-    UploadPartCopy,
-    CompleteMultipart,
-    AbortMultipart,
-    Copy,
-    Delete,
-    List,
-}
-
-impl Op {
-    const ALL: [Op; 11] = [
-        Op::Get,
-        Op::Head,
-        Op::Put,
-        Op::CreateMultipart,
-        Op::UploadPart,
-        Op::UploadPartCopy,
-        Op::CompleteMultipart,
-        Op::AbortMultipart,
-        Op::Copy,
-        Op::Delete,
-        Op::List,
-    ];
-
-    /// The S3 API name.
-    pub fn name(self) -> &'static str {
-        match self {
-            Op::Get => "GetObject",
-            Op::Head => "HeadObject",
-            Op::Put => "PutObject",
-            Op::CreateMultipart => "CreateMultipartUpload",
-            Op::UploadPart => "UploadPart",
-            Op::UploadPartCopy => "UploadPartCopy",
-            Op::CompleteMultipart => "CompleteMultipartUpload",
-            Op::AbortMultipart => "AbortMultipartUpload",
-            Op::Copy => "CopyObject",
-            Op::Delete => "DeleteObject",
-            Op::List => "ListObjectsV2",
-        }
-    }
-
-    fn index(self) -> usize {
-        self as usize
-    }
-}
+pub use crate::client::Op;
 
 /// Transport counters of one client: every try on the wire (retries
 /// included), retries, final failures and bytes. Cheap atomics, read any time.
 #[derive(Debug, Default)]
 pub struct S3Stats {
-    requests: [AtomicU64; 11],
-    retries: [AtomicU64; 11],
-    failures: [AtomicU64; 11],
+    requests: [AtomicU64; Op::COUNT],
+    retries: [AtomicU64; Op::COUNT],
+    failures: [AtomicU64; Op::COUNT],
     bytes_sent: AtomicU64,
     bytes_received: AtomicU64,
 }
