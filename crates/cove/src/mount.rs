@@ -217,6 +217,16 @@ where
         .enable_all()
         .build()
         .context("starting the runtime")?;
+    // Handlers before the mount exists: a SIGTERM that arrives as soon as the
+    // mount is visible must unmount and flush, not kill the process with the
+    // default action.
+    let mut signals = match Signals::install(&rt) {
+        Ok(s) => s,
+        Err(e) => {
+            report(ready, &format!("{e:#}"));
+            return Err(e);
+        }
+    };
     let setup = (|| -> anyhow::Result<(Arc<Filesystem<C>>, _, _)> {
         let client = factory(args)?;
         let staging = staging_dir(args)?;
@@ -257,7 +267,7 @@ where
     // A signal unmounts the way `fusermount3 -u` would; if that fails
     // (files still open) the mount stays up and keeps serving: exiting
     // would cut off open files and lose what they have not closed yet.
-    while rt.block_on(wait_for_end(&session))? {
+    while rt.block_on(wait_for_end(&session, &mut signals)) {
         tracing::info!("signal received; unmounting");
         match unmount(&args.mountpoint) {
             Ok(()) => break,
@@ -288,19 +298,33 @@ where
     Ok(())
 }
 
+/// SIGTERM and SIGINT, caught for the whole life of the mount.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install(rt: &tokio::runtime::Runtime) -> anyhow::Result<Self> {
+        use tokio::signal::unix::{signal, SignalKind};
+        let _in_runtime = rt.enter();
+        Ok(Self {
+            term: signal(SignalKind::terminate()).context("installing SIGTERM handler")?,
+            int: signal(SignalKind::interrupt()).context("installing SIGINT handler")?,
+        })
+    }
+}
+
 /// Waits for SIGTERM/SIGINT (true) or the session ending by itself, e.g.
 /// `fusermount3 -u` (false).
-async fn wait_for_end(session: &fuser::BackgroundSession) -> anyhow::Result<bool> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
-    let mut int = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
+async fn wait_for_end(session: &fuser::BackgroundSession, signals: &mut Signals) -> bool {
     loop {
         tokio::select! {
-            _ = term.recv() => return Ok(true),
-            _ = int.recv() => return Ok(true),
+            _ = signals.term.recv() => return true,
+            _ = signals.int.recv() => return true,
             _ = tokio::time::sleep(SESSION_POLL) => {
                 if session.guard.is_finished() {
-                    return Ok(false);
+                    return false;
                 }
             }
         }
