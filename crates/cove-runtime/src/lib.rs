@@ -37,6 +37,20 @@ pub struct SandboxSpec {
     pub pids_limit: u32,
 }
 
+/// A host directory bound into a sandbox: the host side of a disk
+/// attachment (a bucketfs FUSE mount under the state dir). Declared in the
+/// OCI config at create (and at restore, so a checkpoint treats it as an
+/// external mount), or made live in the sandbox's mount namespace.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BindMount {
+    /// Where the mount is on the host (an existing directory or mount point).
+    pub host_path: PathBuf,
+    /// Absolute, normalised path inside the sandbox.
+    pub container_path: String,
+    /// Bound read-only (writes fail with EROFS inside the sandbox).
+    pub read_only: bool,
+}
+
 /// What a successful create returns: the sandbox is running and its agent answered.
 #[derive(Clone, Debug)]
 pub struct CreatedSandbox {
