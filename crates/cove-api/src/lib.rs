@@ -7,6 +7,7 @@
 pub mod agent;
 pub mod catalog;
 pub mod codes;
+pub mod disk;
 pub mod envelope;
 pub mod exec;
 pub mod ids;

@@ -21,7 +21,7 @@
 //! Failure injection and inspection helpers let tests check rollback, stream
 //! teardown on disconnect and leftover clean-up.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -34,7 +34,7 @@ use cove_api::ids::SandboxId;
 use futures::StreamExt;
 
 use crate::{
-    ByteStream, CreatedSandbox, ExecEvent, ExecEventStream, ExecOutput, ExecSpec, HostCapacity,
+    BindMount, ByteStream, CreatedSandbox, ExecEvent, ExecEventStream, ExecOutput, ExecSpec, HostCapacity,
     Runtime, RuntimeError, RuntimeSandbox, RuntimeState, SandboxSpec,
 };
 
@@ -45,6 +45,9 @@ struct MockSandbox {
     state: RuntimeState,
     files: HashMap<String, Vec<u8>>,
     dirs: BTreeSet<String>,
+    /// Mounts visible inside, by container path (declared at create or
+    /// attached live).
+    mounts: BTreeMap<String, BindMount>,
 }
 
 #[derive(Debug, Default)]
@@ -125,6 +128,7 @@ impl MockRuntime {
             mem_mib: 256,
             disk_mib: 1024,
             pids_limit: 64,
+            mounts: Vec::new(),
         };
         inner.sandboxes.insert(
             id,
@@ -134,8 +138,18 @@ impl MockRuntime {
                 state,
                 files: HashMap::new(),
                 dirs: BTreeSet::new(),
+                mounts: BTreeMap::new(),
             },
         );
+    }
+
+    /// The mounts visible inside a sandbox, by container path.
+    pub fn mounts(&self, id: &SandboxId) -> Vec<BindMount> {
+        self.lock()
+            .sandboxes
+            .get(id)
+            .map(|s| s.mounts.values().cloned().collect())
+            .unwrap_or_default()
     }
 
     /// Marks a sandbox stopped (its container died).
@@ -283,6 +297,11 @@ impl Runtime for MockRuntime {
             state: RuntimeState::Running,
             files: HashMap::new(),
             dirs: BTreeSet::from(["/".to_owned()]),
+            mounts: spec
+                .mounts
+                .iter()
+                .map(|m| (m.container_path.clone(), m.clone()))
+                .collect(),
         };
         inner.sandboxes.insert(spec.id.clone(), sb);
         Ok(CreatedSandbox { ip })
@@ -420,6 +439,42 @@ impl Runtime for MockRuntime {
                 ip: Some(sb.ip),
             })
             .collect())
+    }
+
+    async fn attach_mount(
+        &self,
+        id: &SandboxId,
+        mount: &BindMount,
+        replace: bool,
+    ) -> Result<(), RuntimeError> {
+        self.running(id)?;
+        let mut inner = self.lock();
+        let sb = inner
+            .sandboxes
+            .get_mut(id)
+            .ok_or_else(|| RuntimeError::NotFound(id.clone()))?;
+        if sb.mounts.contains_key(&mount.container_path) && !replace {
+            return Err(RuntimeError::Failed {
+                id: id.clone(),
+                op: "attach_mount",
+                message: format!("{} is already a mount point", mount.container_path),
+            });
+        }
+        sb.mounts
+            .insert(mount.container_path.clone(), mount.clone());
+        Ok(())
+    }
+
+    async fn detach_mount(&self, id: &SandboxId, container_path: &str) -> Result<(), RuntimeError> {
+        self.running(id)?;
+        if let Some(sb) = self.lock().sandboxes.get_mut(id) {
+            sb.mounts.remove(container_path);
+        }
+        Ok(())
+    }
+
+    fn sandbox_owner(&self) -> (u32, u32) {
+        (100_000, 100_000)
     }
 
     async fn capacity(&self) -> Result<HostCapacity, RuntimeError> {

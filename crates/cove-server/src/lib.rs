@@ -10,6 +10,7 @@ pub mod extract;
 mod handlers;
 pub mod jobs;
 pub mod metrics;
+pub mod mounts;
 mod names;
 pub mod openapi;
 mod routes;

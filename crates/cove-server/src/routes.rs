@@ -8,14 +8,14 @@ use axum::body::Body;
 use axum::extract::DefaultBodyLimit;
 use axum::http::Request;
 use axum::middleware::{from_fn, from_fn_with_state};
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 use axum::Router;
 use tower::ServiceBuilder;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
 use crate::error::log_internal_errors;
-use crate::handlers::{catalog, exec, files, sandboxes, system};
+use crate::handlers::{catalog, disks, exec, files, sandboxes, system};
 use crate::metrics::track_requests;
 use crate::state::AppState;
 
@@ -50,6 +50,24 @@ fn routes() -> Router<AppState> {
         .route(
             "/v1/sandboxes/{id}/files",
             put(files::files_upload).get(files::files_download),
+        )
+        .route(
+            "/v1/sandboxes/{id}/disks",
+            get(disks::attachments_list).post(disks::attachments_create),
+        )
+        .route(
+            "/v1/sandboxes/{id}/disks/{disk}",
+            delete(disks::attachments_delete).patch(disks::attachments_patch),
+        )
+        .route(
+            "/v1/disks",
+            post(disks::disks_create).get(disks::disks_list),
+        )
+        .route(
+            "/v1/disks/{disk}",
+            get(disks::disks_get)
+                .patch(disks::disks_patch)
+                .delete(disks::disks_delete),
         )
         .method_not_allowed_fallback(system::method_not_allowed)
         .fallback(system::not_found)

@@ -11,6 +11,9 @@ use cove_runtime::Runtime;
 use cove_store::Store;
 
 use crate::metrics::Metrics;
+use crate::mounts::Mounter;
+use crate::services::attachments::AttachmentService;
+use crate::services::disks::DiskService;
 use crate::services::catalog::CatalogService;
 use crate::services::exec::ExecService;
 use crate::services::files::FileService;
@@ -90,20 +93,35 @@ pub struct AppState {
     pub config: Arc<AppConfig>,
     pub store: Arc<dyn Store>,
     pub runtime: Arc<dyn Runtime>,
+    pub mounter: Arc<dyn Mounter>,
     pub metrics: Arc<Metrics>,
     pub inflight: Arc<InFlight>,
     pub sandboxes: SandboxService,
     pub exec: ExecService,
     pub files: FileService,
     pub catalog: CatalogService,
+    pub disks: DiskService,
+    pub attachments: AttachmentService,
 }
 
 impl AppState {
-    /// Builds the services over a store and a runtime.
-    pub fn new(store: Arc<dyn Store>, runtime: Arc<dyn Runtime>, config: AppConfig) -> Self {
+    /// Builds the services over a store, a runtime and a mounter.
+    pub fn new(
+        store: Arc<dyn Store>,
+        runtime: Arc<dyn Runtime>,
+        mounter: Arc<dyn Mounter>,
+        config: AppConfig,
+    ) -> Self {
         let config = Arc::new(config);
         let metrics = Arc::new(Metrics::new());
         let inflight = Arc::new(InFlight::default());
+        let attachments = AttachmentService::new(
+            store.clone(),
+            runtime.clone(),
+            mounter.clone(),
+            inflight.clone(),
+        );
+        let disks = DiskService::new(store.clone(), mounter.clone());
         let catalog = CatalogService::new(store.clone(), runtime.clone(), config.clone());
         let sandboxes = SandboxService::new(
             store.clone(),
@@ -112,6 +130,7 @@ impl AppState {
             catalog.clone(),
             metrics.clone(),
             inflight.clone(),
+            attachments.clone(),
         );
         let exec = ExecService::new(
             store.clone(),
@@ -125,12 +144,15 @@ impl AppState {
             config,
             store,
             runtime,
+            mounter,
             metrics,
             inflight,
             sandboxes,
             exec,
             files,
             catalog,
+            disks,
+            attachments,
         }
     }
 }

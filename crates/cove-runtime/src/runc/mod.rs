@@ -10,10 +10,12 @@
 //! started on the same state dir after a crash finds and serves the
 //! sandboxes of the previous one (agent clients are made on demand).
 
+mod attach_mount;
 mod capacity;
 mod config;
 mod create;
 mod destroy;
+mod detach_mount;
 mod disk;
 mod exec;
 mod files;
@@ -43,7 +45,7 @@ use self::record::Phase;
 use crate::agent_client::AgentClient;
 use crate::sys::{RealSys, Sys};
 use crate::{
-    ByteStream, CreatedSandbox, ExecEventStream, ExecOutput, ExecSpec, HostCapacity, Runtime,
+    BindMount, ByteStream, CreatedSandbox, ExecEventStream, ExecOutput, ExecSpec, HostCapacity, Runtime,
     RuntimeError, RuntimeSandbox, SandboxSpec,
 };
 
@@ -364,6 +366,40 @@ impl Runtime for RuncRuntime {
 
     async fn list(&self) -> Result<Vec<RuntimeSandbox>, RuntimeError> {
         list::list(&self.inner).await
+    }
+
+    async fn attach_mount(
+        &self,
+        id: &SandboxId,
+        mount: &BindMount,
+        replace: bool,
+    ) -> Result<(), RuntimeError> {
+        let (id, mount) = (id.clone(), mount.clone());
+        self.blocking(move |inner| {
+            let c = &inner.config;
+            attach_mount::attach_mount(
+                inner.sys.as_ref(),
+                &c.state_dir,
+                c.uid_base,
+                &id,
+                &mount,
+                replace,
+            )
+        })
+        .await
+    }
+
+    async fn detach_mount(&self, id: &SandboxId, container_path: &str) -> Result<(), RuntimeError> {
+        let (id, path) = (id.clone(), container_path.to_owned());
+        self.blocking(move |inner| {
+            detach_mount::detach_mount(inner.sys.as_ref(), &inner.config.state_dir, &id, &path)
+        })
+        .await
+    }
+
+    fn sandbox_owner(&self) -> (u32, u32) {
+        let base = self.inner.config.uid_base;
+        (base, base)
     }
 
     async fn capacity(&self) -> Result<HostCapacity, RuntimeError> {

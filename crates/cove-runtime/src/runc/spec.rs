@@ -79,7 +79,7 @@ pub fn build(i: &SpecInputs<'_>) -> Result<Value, serde_json::Error> {
     let caps: Vec<&str> = CAPS.to_vec();
     let map = json!([{ "containerID": 0, "hostID": i.uid_base, "size": i.uid_count }]);
     let etc = i.paths.etc();
-    Ok(json!({
+    let mut config = json!({
         "ociVersion": "1.0.2",
         "process": {
             "terminal": false,
@@ -123,7 +123,24 @@ pub fn build(i: &SpecInputs<'_>) -> Result<Value, serde_json::Error> {
             "maskedPaths": MASKED,
             "readonlyPaths": READONLY
         }
-    }))
+    });
+    if let Some(mounts) = config["mounts"].as_array_mut() {
+        mounts.extend(i.spec.mounts.iter().map(disk_bind));
+    }
+    Ok(config)
+}
+
+/// A disk's host mount bound in from the start. `nosuid` and `nodev` repeat
+/// the host mount's own flags: a bind into a user namespace cannot clear
+/// them (they are locked), and runc's remount would fail without them.
+fn disk_bind(m: &crate::BindMount) -> Value {
+    let mode = if m.read_only { "ro" } else { "rw" };
+    json!({
+        "destination": m.container_path,
+        "type": "bind",
+        "source": m.host_path,
+        "options": ["bind", mode, "nosuid", "nodev"]
+    })
 }
 
 #[cfg(test)]
@@ -141,7 +158,43 @@ mod tests {
             mem_mib: 512,
             disk_mib: 1024,
             pids_limit: 256,
+            mounts: Vec::new(),
         }
+    }
+
+    #[test]
+    fn disks_are_binds_with_the_host_mounts_locked_flags() {
+        let mut s = spec();
+        s.mounts = vec![
+            crate::BindMount {
+                host_path: "/state/mounts/a".into(),
+                container_path: "/data".into(),
+                read_only: false,
+            },
+            crate::BindMount {
+                host_path: "/state/mounts/b".into(),
+                container_path: "/ro".into(),
+                read_only: true,
+            },
+        ];
+        let paths = SandboxPaths {
+            dir: "/state/sandboxes/x".into(),
+        };
+        let v = build(&SpecInputs {
+            spec: &s,
+            paths: &paths,
+            agent_bin: std::path::Path::new("/usr/bin/cove-agent"),
+            uid_base: 100000,
+            uid_count: 65536,
+            cgroup_parent: "cove",
+        })
+        .unwrap();
+        let mounts = v["mounts"].as_array().unwrap();
+        let data = mounts.iter().find(|m| m["destination"] == "/data").unwrap();
+        assert_eq!(data["source"], "/state/mounts/a");
+        assert_eq!(data["options"], serde_json::json!(["bind", "rw", "nosuid", "nodev"]));
+        let ro = mounts.iter().find(|m| m["destination"] == "/ro").unwrap();
+        assert_eq!(ro["options"][1], "ro");
     }
 
     #[test]

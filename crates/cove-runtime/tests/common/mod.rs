@@ -100,6 +100,7 @@ impl TestRuntime {
             mem_mib: 256,
             disk_mib: 256,
             pids_limit: 128,
+            mounts: Vec::new(),
         };
         tweak(&mut spec);
         let created = self.rt.create(&spec).await.context("create")?;

@@ -2,6 +2,7 @@
 //! service method. Handlers never touch the store or the runtime.
 
 pub mod catalog;
+pub mod disks;
 pub mod exec;
 pub mod files;
 pub mod sandboxes;
