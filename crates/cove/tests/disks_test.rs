@@ -75,6 +75,21 @@ fn random_hex(len: usize) -> String {
     buf.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Starts a process in the sandbox that opens `path`, waits `delay` seconds,
+/// writes `text` (into the kernel: no close, no fsync) and keeps the file
+/// open. One process and no children: a child inheriting the descriptor
+/// would close a copy on exit, and that close alone uploads the file.
+async fn hold_open(api: &Api, sid: &str, path: &str, text: &str, delay: u32) -> Result<()> {
+    let script = format!(
+        "import os, time\nfd = os.open({path:?}, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)\ntime.sleep({delay})\nos.write(fd, {text:?}.encode())\ntime.sleep(600)\n"
+    );
+    let r = api
+        .exec_body(sid, json!({"cmd": "bash", "args": ["-c", "setsid python3 -c \"$(cat)\" >/dev/null 2>&1 </dev/null & sleep 0.5"], "stdin": script}))
+        .await?;
+    anyhow::ensure!(r.exit_code == 0, "starting the writer failed: {r:?}");
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn registration_probes_the_bucket_and_says_what_is_wrong() -> Result<()> {
     let garage = TempGarage::start()?;
@@ -148,7 +163,10 @@ async fn a_disk_attached_at_create_is_the_bucket_byte_for_byte_both_ways() -> Re
     assert_eq!(list["data"][0]["mount_path"], "/mnt/data");
 
     // Destroy with a write still open: a process holds the file open.
-    api.sh(&sid, "setsid bash -c 'exec 3>/mnt/data/pending.txt; printf kept-at-destroy >&3; sleep 600' >/dev/null 2>&1 </dev/null & sleep 0.5").await?;
+    hold_open(&api, &sid, "/mnt/data/pending.txt", "kept-at-destroy", 0).await?;
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    let before = bucket.get("pending.txt").await?;
+    assert!(before.is_none_or(|b| b.is_empty()), "written but not closed: not in the bucket yet");
     api.destroy(&sid).await?;
     assert_eq!(bucket.get("pending.txt").await?.as_deref(), Some(&b"kept-at-destroy"[..]));
     // The disk can go now; the bucket is untouched.
@@ -197,7 +215,10 @@ async fn live_attach_sub_path_read_only_sharing_and_detach() -> Result<()> {
     assert_eq!(r.stdout, "shared");
 
     // Detach with a write pending in a file still open: flushed first.
-    api.sh(&a, "setsid bash -c 'exec 3>/work/proj/open.txt; printf pending-at-detach >&3; sleep 600' >/dev/null 2>&1 </dev/null & sleep 0.5").await?;
+    hold_open(&api, &a, "/work/proj/open.txt", "pending-at-detach", 0).await?;
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    let before = bucket.get("proj/open.txt").await?;
+    assert!(before.is_none_or(|b| b.is_empty()), "written but not closed: not in the bucket yet");
     let r = api
         .send(Method::DELETE, &format!("/v1/sandboxes/{a}/disks/{did}?mount_path=/work/proj"), None)
         .await?
@@ -233,10 +254,11 @@ async fn detach_while_the_bucket_is_down_keeps_the_data_until_it_is_back() -> Re
     let did = id(&disk);
     let sid = id(&api.create(json!({"disks": [{"disk_id": "data", "mount_path": "/data"}]})).await?);
 
+    // A process opens the file while the bucket is up and writes to it
+    // once the bucket is down, keeping it open: the data is only staged.
+    hold_open(&api, &sid, "/data/kept.txt", "survives the outage", 2).await?;
     garage.kill();
-    // close(2) reports the failed upload; the data stays staged.
-    let r = api.sh(&sid, "printf 'survives the outage' > /data/kept.txt").await?;
-    assert_ne!(r.exit_code, 0, "{r:?}");
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
     let list = api.get(&format!("/v1/sandboxes/{sid}/disks")).await?;
     assert_eq!(list["data"][0]["mount_status"], "error", "{list}");
     assert!(list["data"][0]["mount_error"].as_str().unwrap_or("").contains("connect"), "{list}");
@@ -285,11 +307,15 @@ async fn rotated_credentials_reach_the_running_mount() -> Result<()> {
 async fn a_public_bucket_mounts_without_credentials() -> Result<()> {
     let moto = garage_moto::TempMoto::start();
     moto.create_bucket("public-data", true);
-    let status = std::process::Command::new("curl")
-        .args(["-sf", "-o", "/dev/null", "-X", "PUT", "--data-binary", "hello public"])
-        .arg(format!("{}/public-data/hello.txt", moto.endpoint()))
-        .status()?;
-    assert!(status.success());
+    // The owner writes (signed); the disk reads without any credentials.
+    let owner = S3Client::new(
+        S3Config::new("public-data", "us-east-1")
+            .with_endpoint(moto.endpoint())
+            .with_credentials(Credentials::new("owner", "owner-secret")),
+    )?;
+    owner
+        .put_object("hello.txt", Bytes::from_static(b"hello public"), &PutObjectParams::default())
+        .await?;
     let mut server = TempServer::start().await?;
     let api = server.user("pub")?;
     register(
@@ -338,20 +364,22 @@ async fn symlinks_and_dot_dot_in_the_bucket_resolve_inside_the_sandbox() -> Resu
     let garage = TempGarage::start()?;
     let name = garage.create_unique_bucket("esc")?;
     let bucket = Bucket::on(&garage, &name)?;
-    bucket.put("sub/../escape.txt", b"odd key").await?;
+    bucket.put("escape.txt", b"outside the sub path").await?;
     let mut server = TempServer::start().await?;
     let api = server.user("esc")?;
     register(&api, disk_body("data", &garage, &name)).await?;
     let sid = id(&api.create(json!({"disks": [{"disk_id": "data", "mount_path": "/d", "sub_path": "sub"}]})).await?);
-    // A symlink to an absolute path is followed by the sandbox's kernel view:
-    // its own /etc/hostname, never the host's.
+    // A symlink to an absolute path resolves in the sandbox's own tree: it
+    // reaches a file that exists only inside the sandbox (not on the host).
+    let marker = "/root/only-inside-the-sandbox";
+    assert!(!std::path::Path::new(marker).exists());
     let r = api
-        .sh(&sid, "ln -s /etc/hostname /d/link && cat /d/link && ls -a /d && readlink /d/link")
+        .sh(&sid, &format!("echo inside-marker > {marker} && ln -s {marker} /d/link && cat /d/link && ls -a /d && readlink /d/link && cat /d/../escape.txt 2>/dev/null; true"))
         .await?;
     assert_eq!(r.exit_code, 0, "{r:?}");
-    let sandbox_name = api.sandbox(&sid).await?["name"].as_str().unwrap_or_default().to_owned();
-    assert!(r.stdout.starts_with(&format!("{sandbox_name}\n")), "{r:?}");
-    assert!(!r.stdout.contains("escape"), "{r:?}");
+    assert_eq!(r.stdout, format!("inside-marker\n.\n..\nlink\n{marker}\n"), "{r:?}");
+    // The symlink is an object in the bucket, under the sub path, with its target.
+    assert!(bucket.get("sub/link").await?.is_some());
     // Attaching over a symlink the sandbox planted is refused.
     api.sh(&sid, "ln -s /etc /planted").await?;
     let (status, code) = fail_code(
