@@ -22,11 +22,17 @@ async fn flush_all_uploads_files_that_are_still_open() {
     fs.fs.write(fh, 0, b"written, not closed").await.unwrap();
     assert!(c.object("open.txt").is_none());
     assert!(fs.fs.flush_all().await.is_empty());
-    assert_eq!(&c.object("open.txt").unwrap().body[..], b"written, not closed");
+    assert_eq!(
+        &c.object("open.txt").unwrap().body[..],
+        b"written, not closed"
+    );
     // The handle stays usable and its next close has nothing left to send.
     fs.fs.write(fh, 19, b"!").await.unwrap();
     fs.close(fh).await.unwrap();
-    assert_eq!(&c.object("open.txt").unwrap().body[..], b"written, not closed!");
+    assert_eq!(
+        &c.object("open.txt").unwrap().body[..],
+        b"written, not closed!"
+    );
 }
 
 #[tokio::test]
@@ -45,7 +51,10 @@ async fn a_failed_flush_all_names_the_file_and_keeps_its_data_for_the_next() {
     assert!(c.inner().object("kept.txt").is_none());
     c.heal();
     assert!(fs.fs.flush_all().await.is_empty());
-    assert_eq!(&c.inner().object("kept.txt").unwrap().body[..], b"must survive");
+    assert_eq!(
+        &c.inner().object("kept.txt").unwrap().body[..],
+        b"must survive"
+    );
 }
 
 #[tokio::test]

@@ -278,7 +278,8 @@ fn validate_bucket(bucket: &str) -> Result<(), ValidationError> {
 }
 
 fn validate_credentials(c: &DiskCredentials) -> Result<(), ValidationError> {
-    let printable = |s: &str| !s.is_empty() && s.len() <= 256 && s.bytes().all(|b| b.is_ascii_graphic());
+    let printable =
+        |s: &str| !s.is_empty() && s.len() <= 256 && s.bytes().all(|b| b.is_ascii_graphic());
     if printable(&c.access_key) && printable(&c.secret_key) {
         Ok(())
     } else {
@@ -296,7 +297,10 @@ impl DiskCreateRequest {
         if self.kind != DISK_KIND_S3 {
             return Err(fail(
                 ErrorCode::ValidationFailed,
-                format!("kind {:?} is not supported: the only disk kind is \"s3\"", self.kind),
+                format!(
+                    "kind {:?} is not supported: the only disk kind is \"s3\"",
+                    self.kind
+                ),
             ));
         }
         let config = self
@@ -306,7 +310,11 @@ impl DiskCreateRequest {
         validate_bucket(&config.bucket)?;
         validate_endpoint(&config.endpoint)?;
         if let Some(region) = config.region.as_deref() {
-            if region.len() > 64 || !region.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+            if region.len() > 64
+                || !region
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            {
                 return Err(fail(
                     ErrorCode::ValidationFailed,
                     format!("config.region {region:?} is invalid"),
@@ -341,7 +349,8 @@ const RESERVED: &[&str] = &["/proc", "/sys", "/dev", "/run/cove"];
 /// Checks a mount path and returns it normalised: absolute, no `..`, not
 /// `/`, not under `/proc`, `/sys`, `/dev` (nor cove's own `/run/cove`).
 pub fn normalize_mount_path(path: &str) -> Result<String, ValidationError> {
-    let p = normalize_sandbox_path(path).map_err(|e| fail(ErrorCode::InvalidPath, format!("mount_path: {}", e.message)))?;
+    let p = normalize_sandbox_path(path)
+        .map_err(|e| fail(ErrorCode::InvalidPath, format!("mount_path: {}", e.message)))?;
     if let Some(r) = RESERVED.iter().find(|r| is_at_or_under(&p, r)) {
         return Err(fail(
             ErrorCode::InvalidPath,
@@ -357,7 +366,12 @@ pub fn normalize_sub_path(sub: Option<&str>) -> Result<Option<String>, Validatio
     let Some(sub) = sub.filter(|s| !s.is_empty()) else {
         return Ok(None);
     };
-    let bad = |why: &str| fail(ErrorCode::InvalidPath, format!("sub_path {sub:?} is invalid: {why}"));
+    let bad = |why: &str| {
+        fail(
+            ErrorCode::InvalidPath,
+            format!("sub_path {sub:?} is invalid: {why}"),
+        )
+    };
     if sub.starts_with('/') {
         return Err(bad("it must not start with '/'"));
     }
@@ -390,7 +404,10 @@ impl DiskAttachment {
     /// The normalised mount path and sub path.
     pub fn validate(&self) -> Result<(String, Option<String>), ValidationError> {
         if self.disk_id.is_empty() {
-            return Err(fail(ErrorCode::ValidationFailed, "disk_id is required".into()));
+            return Err(fail(
+                ErrorCode::ValidationFailed,
+                "disk_id is required".into(),
+            ));
         }
         Ok((
             normalize_mount_path(&self.mount_path)?,
@@ -440,10 +457,22 @@ mod tests {
 
     #[test]
     fn endpoints_must_be_http_urls_without_paths() {
-        for ok in ["http://127.0.0.1:3900", "https://s3.example.com/", "http://[::1]:9000"] {
+        for ok in [
+            "http://127.0.0.1:3900",
+            "https://s3.example.com/",
+            "http://[::1]:9000",
+        ] {
             assert!(validate_endpoint(ok).is_ok(), "{ok}");
         }
-        for bad in ["", "127.0.0.1:3900", "ftp://x", "http://", "http://h/path", "http://u@h", "htp://x"] {
+        for bad in [
+            "",
+            "127.0.0.1:3900",
+            "ftp://x",
+            "http://",
+            "http://h/path",
+            "http://u@h",
+            "htp://x",
+        ] {
             let e = validate_endpoint(bad).unwrap_err();
             assert_eq!(e.code, ErrorCode::InvalidEndpoint, "{bad}");
         }
@@ -476,7 +505,18 @@ mod tests {
         assert_eq!(normalize_mount_path("/data/").unwrap(), "/data");
         assert_eq!(normalize_mount_path("//mnt/./x").unwrap(), "/mnt/x");
         assert_eq!(normalize_mount_path("/procfs").unwrap(), "/procfs");
-        for bad in ["", "/", "rel", "/a/../b", "/proc", "/proc/x", "/sys/fs", "/dev", "/dev/shm", "/run/cove/x"] {
+        for bad in [
+            "",
+            "/",
+            "rel",
+            "/a/../b",
+            "/proc",
+            "/proc/x",
+            "/sys/fs",
+            "/dev",
+            "/dev/shm",
+            "/run/cove/x",
+        ] {
             let e = normalize_mount_path(bad).unwrap_err();
             assert_eq!(e.code, ErrorCode::InvalidPath, "{bad}");
         }
@@ -486,7 +526,10 @@ mod tests {
     fn sub_paths_are_normalised_and_dotdot_refused() {
         assert_eq!(normalize_sub_path(None).unwrap(), None);
         assert_eq!(normalize_sub_path(Some("")).unwrap(), None);
-        assert_eq!(normalize_sub_path(Some("a//b/")).unwrap(), Some("a/b".into()));
+        assert_eq!(
+            normalize_sub_path(Some("a//b/")).unwrap(),
+            Some("a/b".into())
+        );
         assert_eq!(normalize_sub_path(Some("./")).unwrap(), None);
         assert!(normalize_sub_path(Some("/a")).is_err());
         assert!(normalize_sub_path(Some("a/../b")).is_err());

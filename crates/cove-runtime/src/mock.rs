@@ -34,8 +34,8 @@ use cove_api::ids::SandboxId;
 use futures::StreamExt;
 
 use crate::{
-    BindMount, ByteStream, CreatedSandbox, ExecEvent, ExecEventStream, ExecOutput, ExecSpec, HostCapacity,
-    Runtime, RuntimeError, RuntimeSandbox, RuntimeState, SandboxSpec,
+    BindMount, ByteStream, CreatedSandbox, ExecEvent, ExecEventStream, ExecOutput, ExecSpec,
+    HostCapacity, Runtime, RuntimeError, RuntimeSandbox, RuntimeState, SandboxSpec,
 };
 
 #[derive(Debug)]

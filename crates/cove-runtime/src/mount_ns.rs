@@ -91,7 +91,12 @@ pub fn inject(
     run_in_child(move || {
         // SAFETY: both fds are open in the parent (held across `status()`)
         // and so in the forked child.
-        let (ns, tree) = unsafe { (BorrowedFd::borrow_raw(ns_fd), BorrowedFd::borrow_raw(tree_fd)) };
+        let (ns, tree) = unsafe {
+            (
+                BorrowedFd::borrow_raw(ns_fd),
+                BorrowedFd::borrow_raw(tree_fd),
+            )
+        };
         enter(ns)?;
         if replace {
             detach_at(&target.full)?;
@@ -146,7 +151,8 @@ fn walk(parts: &[CString], (uid, gid): (u32, u32)) -> io::Result<OwnedFd> {
     let resolve = ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS | ResolveFlags::BENEATH;
     let mut dir = rustix::fs::openat2(CWD, c"/", flags, Mode::empty(), ResolveFlags::empty())?;
     for part in parts {
-        let open = |d: &OwnedFd| rustix::fs::openat2(d, part.as_c_str(), flags, Mode::empty(), resolve);
+        let open =
+            |d: &OwnedFd| rustix::fs::openat2(d, part.as_c_str(), flags, Mode::empty(), resolve);
         let next = match open(&dir) {
             Ok(fd) => fd,
             Err(rustix::io::Errno::NOENT) => {

@@ -312,15 +312,60 @@ mod tests {
     #[test]
     fn mount_errors_are_client_errors_but_host_failures() {
         let cases: Vec<(MountError, u16, Option<&str>)> = vec![
-            (MountError::Unreachable { message: "refused".into() }, 400, Some("endpoint_unreachable")),
-            (MountError::Timeout { secs: 5 }, 400, Some("endpoint_timeout")),
-            (MountError::BucketNotFound { bucket: "b".into() }, 400, Some("bucket_not_found")),
-            (MountError::AccessDenied { code: "InvalidAccessKeyId".into() }, 400, Some("access_denied")),
-            (MountError::Protocol { message: "x".into() }, 400, Some("probe_failed")),
-            (MountError::InvalidConfig { message: "x".into() }, 400, Some("invalid_endpoint")),
-            (MountError::FlushFailed { files: 1, message: "x".into() }, 409, Some("flush_failed")),
+            (
+                MountError::Unreachable {
+                    message: "refused".into(),
+                },
+                400,
+                Some("endpoint_unreachable"),
+            ),
+            (
+                MountError::Timeout { secs: 5 },
+                400,
+                Some("endpoint_timeout"),
+            ),
+            (
+                MountError::BucketNotFound { bucket: "b".into() },
+                400,
+                Some("bucket_not_found"),
+            ),
+            (
+                MountError::AccessDenied {
+                    code: "InvalidAccessKeyId".into(),
+                },
+                400,
+                Some("access_denied"),
+            ),
+            (
+                MountError::Protocol {
+                    message: "x".into(),
+                },
+                400,
+                Some("probe_failed"),
+            ),
+            (
+                MountError::InvalidConfig {
+                    message: "x".into(),
+                },
+                400,
+                Some("invalid_endpoint"),
+            ),
+            (
+                MountError::FlushFailed {
+                    files: 1,
+                    message: "x".into(),
+                },
+                409,
+                Some("flush_failed"),
+            ),
             (MountError::NotMounted, 409, Some("mount_failed")),
-            (MountError::Host { message: "/var/lib/cove/mounts/x: EPERM".into() }, 500, None),
+            (
+                MountError::Host {
+                    message: "/var/lib/cove/mounts/x: EPERM".into(),
+                },
+                500,
+                None,
+            ),
         ];
         for (err, status, code) in cases {
             let e = ServiceError::Mount(err);
@@ -328,7 +373,9 @@ mod tests {
             assert_eq!(m.status.as_u16(), status, "{e}");
             assert_eq!(m.code.map(ErrorCode::as_str), code, "{e}");
         }
-        let host = ServiceError::Mount(MountError::Host { message: "/secret/path".into() });
+        let host = ServiceError::Mount(MountError::Host {
+            message: "/secret/path".into(),
+        });
         assert!(!host.public_message().contains("/secret/path"));
     }
 

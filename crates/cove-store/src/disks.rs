@@ -65,8 +65,11 @@ pub trait DiskStore: Send + Sync {
     ) -> Result<(), StoreError>;
 
     /// The owner's disk by `disk_<ulid>` id or by name.
-    async fn get_disk(&self, owner: &str, id_or_name: &str)
-        -> Result<Option<DiskRecord>, StoreError>;
+    async fn get_disk(
+        &self,
+        owner: &str,
+        id_or_name: &str,
+    ) -> Result<Option<DiskRecord>, StoreError>;
 
     /// A page of the owner's disks (oldest first) and their total.
     async fn list_disks(
@@ -95,16 +98,21 @@ pub trait DiskStore: Send + Sync {
     async fn insert_attachment(&self, a: &AttachmentRecord) -> Result<(), StoreError>;
 
     /// The sandbox's attachments, oldest first.
-    async fn list_attachments(&self, sandbox: &SandboxId)
-        -> Result<Vec<AttachmentRecord>, StoreError>;
+    async fn list_attachments(
+        &self,
+        sandbox: &SandboxId,
+    ) -> Result<Vec<AttachmentRecord>, StoreError>;
 
     /// Writes `sub_path` and `read_only` of the attachment at
     /// (`a.sandbox_id`, `a.mount_path`); false when there is none.
     async fn update_attachment(&self, a: &AttachmentRecord) -> Result<bool, StoreError>;
 
     /// Removes the attachment at (`sandbox`, `mount_path`); false when none.
-    async fn delete_attachment(&self, sandbox: &SandboxId, mount_path: &str)
-        -> Result<bool, StoreError>;
+    async fn delete_attachment(
+        &self,
+        sandbox: &SandboxId,
+        mount_path: &str,
+    ) -> Result<bool, StoreError>;
 }
 
 /// Implements `DiskStore` for `$store` (holding `pool` and `key`) whose rows are `$row`.

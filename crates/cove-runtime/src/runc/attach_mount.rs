@@ -24,13 +24,7 @@ pub fn attach_mount(
 ) -> Result<(), RuntimeError> {
     let pid = init_pid(state_dir, id)?;
     let owner = (uid_base, uid_base);
-    sys.inject_mount(
-            pid,
-            &mount.host_path,
-            &mount.container_path,
-            owner,
-            replace,
-        )
+    sys.inject_mount(pid, &mount.host_path, &mount.container_path, owner, replace)
         .map_err(|e| mount_error(id, "attach_mount", &mount.container_path, e))
 }
 
@@ -116,9 +110,19 @@ mod tests {
     #[test]
     fn symlink_errors_are_invalid_paths() {
         let id = SandboxId::generate();
-        let e = mount_error(&id, "attach_mount", "/a", std::io::Error::from_raw_os_error(libc::ELOOP));
+        let e = mount_error(
+            &id,
+            "attach_mount",
+            "/a",
+            std::io::Error::from_raw_os_error(libc::ELOOP),
+        );
         assert!(matches!(e, RuntimeError::InvalidPath(_)), "{e:?}");
-        let e = mount_error(&id, "attach_mount", "/a", std::io::Error::from_raw_os_error(libc::EPERM));
+        let e = mount_error(
+            &id,
+            "attach_mount",
+            "/a",
+            std::io::Error::from_raw_os_error(libc::EPERM),
+        );
         assert!(matches!(e, RuntimeError::Failed { .. }), "{e:?}");
     }
 }

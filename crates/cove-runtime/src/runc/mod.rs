@@ -45,8 +45,8 @@ use self::record::Phase;
 use crate::agent_client::AgentClient;
 use crate::sys::{RealSys, Sys};
 use crate::{
-    BindMount, ByteStream, CreatedSandbox, ExecEventStream, ExecOutput, ExecSpec, HostCapacity, Runtime,
-    RuntimeError, RuntimeSandbox, SandboxSpec,
+    BindMount, ByteStream, CreatedSandbox, ExecEventStream, ExecOutput, ExecSpec, HostCapacity,
+    Runtime, RuntimeError, RuntimeSandbox, SandboxSpec,
 };
 
 /// Sandboxes as `runc` containers. Cheap to clone; clones share state.

@@ -192,7 +192,10 @@ mod tests {
         let mounts = v["mounts"].as_array().unwrap();
         let data = mounts.iter().find(|m| m["destination"] == "/data").unwrap();
         assert_eq!(data["source"], "/state/mounts/a");
-        assert_eq!(data["options"], serde_json::json!(["bind", "rw", "nosuid", "nodev"]));
+        assert_eq!(
+            data["options"],
+            serde_json::json!(["bind", "rw", "nosuid", "nodev"])
+        );
         let ro = mounts.iter().find(|m| m["destination"] == "/ro").unwrap();
         assert_eq!(ro["options"][1], "ro");
     }

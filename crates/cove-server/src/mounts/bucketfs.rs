@@ -245,9 +245,11 @@ impl Mounter for BucketfsMounter {
         config.prefix = req.sub_path.clone().unwrap_or_default();
         config.read_only = req.read_only;
         config.staging_max_bytes = self.staging_max_bytes;
-        let fs = Arc::new(Filesystem::new(client, config).map_err(|e| MountError::Host {
-            message: format!("staging directory: {e}"),
-        })?);
+        let fs = Arc::new(
+            Filesystem::new(client, config).map_err(|e| MountError::Host {
+                message: format!("staging directory: {e}"),
+            })?,
+        );
         let prefix = fs.config().prefix.clone();
         list_one(fs.client(), prefix)
             .await
@@ -292,7 +294,9 @@ impl Mounter for BucketfsMounter {
     }
 
     async fn flush(&self, sandbox: &SandboxId, mount_path: &str) -> Result<(), MountError> {
-        let m = self.get(sandbox, mount_path).ok_or(MountError::NotMounted)?;
+        let m = self
+            .get(sandbox, mount_path)
+            .ok_or(MountError::NotMounted)?;
         let failed = m.fs.flush_all().await;
         if failed.is_empty() {
             Ok(())
@@ -379,18 +383,25 @@ mod tests {
     #[test]
     fn client_errors_say_which_failure_it_was() {
         let t = Duration::from_secs(5);
-        let nb = ObjectClientError::NoSuchBucket {
-            bucket: "b".into(),
-        };
-        assert!(matches!(from_client("b", &nb, t), MountError::BucketNotFound { .. }));
+        let nb = ObjectClientError::NoSuchBucket { bucket: "b".into() };
+        assert!(matches!(
+            from_client("b", &nb, t),
+            MountError::BucketNotFound { .. }
+        ));
         let ad = ObjectClientError::AccessDenied {
             code: "SignatureDoesNotMatch".into(),
         };
-        assert!(matches!(from_client("b", &ad, t), MountError::AccessDenied { .. }));
+        assert!(matches!(
+            from_client("b", &ad, t),
+            MountError::AccessDenied { .. }
+        ));
         let c = ObjectClientError::Connection {
             message: "refused".into(),
         };
-        assert!(matches!(from_client("b", &c, t), MountError::Unreachable { .. }));
+        assert!(matches!(
+            from_client("b", &c, t),
+            MountError::Unreachable { .. }
+        ));
         assert_eq!(
             from_client("b", &ObjectClientError::Timeout, t),
             MountError::Timeout { secs: 5 }

@@ -11,6 +11,7 @@
 //! - teardown at destroy (after the sandbox's processes are gone, so every
 //!   file they had open was closed and uploaded): unmount each disk; a
 //!   failed flush keeps the sandbox `destroying` and the reconciler retries.
+//!
 //! A live attach or detach holds the sandbox's in-flight mark, so a create,
 //! destroy or reconciler pass never runs at the same time.
 
@@ -178,9 +179,7 @@ impl AttachmentService {
         planned: &[PlannedAttachment],
     ) -> Result<(), ServiceError> {
         for p in planned {
-            self.store
-                .insert_attachment(&record_of(sandbox, p))
-                .await?;
+            self.store.insert_attachment(&record_of(sandbox, p)).await?;
         }
         Ok(())
     }
@@ -198,10 +197,13 @@ impl AttachmentService {
                 status: r.status,
             });
         }
-        let busy = self.inflight.try_enter(&r.id).ok_or_else(|| ServiceError::InvalidState {
-            id: r.id.clone(),
-            status: r.status,
-        })?;
+        let busy = self
+            .inflight
+            .try_enter(&r.id)
+            .ok_or_else(|| ServiceError::InvalidState {
+                id: r.id.clone(),
+                status: r.status,
+            })?;
         Ok((r, busy))
     }
 
@@ -275,7 +277,9 @@ impl AttachmentService {
                 .store
                 .get_disk(&user.id, a.disk_id.as_str())
                 .await?
-                .ok_or_else(|| ServiceError::Internal(format!("attached disk {} is gone", a.disk_id)))?;
+                .ok_or_else(|| {
+                    ServiceError::Internal(format!("attached disk {} is gone", a.disk_id))
+                })?;
             let (status, error) = if r.status == SandboxStatus::Running {
                 match self.mounter.health(&r.id, &a.mount_path).await {
                     MountHealth::Mounted => (DiskMountStatus::Mounted, None),
@@ -334,7 +338,9 @@ impl AttachmentService {
         match mount_path.filter(|p| !p.is_empty()) {
             Some(p) => {
                 let p = normalize_mount_path(p)?;
-                rows.into_iter().find(|a| a.mount_path == p).ok_or_else(not_attached)
+                rows.into_iter()
+                    .find(|a| a.mount_path == p)
+                    .ok_or_else(not_attached)
             }
             None if rows.len() > 1 => Err(ServiceError::Validation(
                 cove_api::validate::ValidationError {
@@ -381,7 +387,13 @@ impl AttachmentService {
     }
 
     /// Host mount and sandbox mount of an attachment row.
-    async fn bring_up(&self, sandbox: &SandboxId, a: &AttachmentRecord, owner: &User, replace: bool) -> Result<(), ServiceError> {
+    async fn bring_up(
+        &self,
+        sandbox: &SandboxId,
+        a: &AttachmentRecord,
+        owner: &User,
+        replace: bool,
+    ) -> Result<(), ServiceError> {
         let p = PlannedAttachment {
             disk: self.disk(owner, a.disk_id.as_str()).await?,
             mount_path: a.mount_path.clone(),
@@ -476,7 +488,9 @@ impl AttachmentService {
             for a in self.store.list_attachments(&r.id).await? {
                 match self.bring_up(&r.id, &a, &owner, true).await {
                     Ok(()) => done += 1,
-                    Err(e) => tracing::error!(sandbox_id = %r.id, mount_path = %a.mount_path, error = %e, "re-mounting a disk after restart failed"),
+                    Err(e) => {
+                        tracing::error!(sandbox_id = %r.id, mount_path = %a.mount_path, error = %e, "re-mounting a disk after restart failed")
+                    }
                 }
             }
         }

@@ -61,7 +61,11 @@ impl DiskService {
     }
 
     /// `POST /v1/disks`: idempotent by name.
-    pub async fn create(&self, user: &User, req: DiskCreateRequest) -> Result<DiskView, ServiceError> {
+    pub async fn create(
+        &self,
+        user: &User,
+        req: DiskCreateRequest,
+    ) -> Result<DiskView, ServiceError> {
         let config = req.validate()?.clone();
         if let Some(existing) = self.store.get_disk(&user.id, &req.name).await? {
             return same_or_taken(existing, &config);
@@ -90,10 +94,14 @@ impl DiskService {
             }
             // A concurrent create of the same name won: answer as if it
             // had been first.
-            Err(StoreError::NameTaken { .. }) => match self.store.get_disk(&user.id, &req.name).await? {
-                Some(existing) => same_or_taken(existing, &record.config),
-                None => Err(ServiceError::Internal("disk name taken but not found".into())),
-            },
+            Err(StoreError::NameTaken { .. }) => {
+                match self.store.get_disk(&user.id, &req.name).await? {
+                    Some(existing) => same_or_taken(existing, &record.config),
+                    None => Err(ServiceError::Internal(
+                        "disk name taken but not found".into(),
+                    )),
+                }
+            }
             Err(e) => Err(e.into()),
         }
     }
@@ -104,7 +112,11 @@ impl DiskService {
     }
 
     /// `GET /v1/disks`.
-    pub async fn list(&self, user: &User, q: PageQuery) -> Result<ListPage<DiskView>, ServiceError> {
+    pub async fn list(
+        &self,
+        user: &User,
+        q: PageQuery,
+    ) -> Result<ListPage<DiskView>, ServiceError> {
         let limit = page_limit(q.limit);
         let offset = q.offset.unwrap_or(0);
         let (items, total) = self.store.list_disks(&user.id, limit, offset).await?;
@@ -135,7 +147,11 @@ impl DiskService {
                 credentials: Some(credentials.clone()),
             })
             .await?;
-        if !self.store.update_disk_credentials(&disk.id, &credentials).await? {
+        if !self
+            .store
+            .update_disk_credentials(&disk.id, &credentials)
+            .await?
+        {
             return Err(ServiceError::NotFound {
                 what: "disk",
                 id: id_or_name.to_owned(),
@@ -147,7 +163,11 @@ impl DiskService {
     }
 
     /// `DELETE /v1/disks/{idOrName}`.
-    pub async fn delete(&self, user: &User, id_or_name: &str) -> Result<DiskDeletedResponse, ServiceError> {
+    pub async fn delete(
+        &self,
+        user: &User,
+        id_or_name: &str,
+    ) -> Result<DiskDeletedResponse, ServiceError> {
         let disk = self.owned(user, id_or_name).await?;
         match self.store.delete_disk(&disk.id).await? {
             DiskDeletion::Deleted => {
