@@ -336,6 +336,12 @@ impl Mounter for BucketfsMounter {
         let creds = credentials.as_ref().map(self::credentials);
         for m in self.active().values().filter(|m| &m.disk_id == disk) {
             m.fs.client().set_credentials(creds.clone());
+            // Uploads refused with the old keys go now, not at the next
+            // retry tick: rotating is often the fix for exactly those.
+            let fs = Arc::clone(&m.fs);
+            tokio::spawn(async move {
+                fs.retry_pending().await;
+            });
         }
     }
 

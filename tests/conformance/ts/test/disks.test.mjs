@@ -91,7 +91,7 @@ describe("attachments", () => {
       await client.createSandbox({ shape: shape.id, disks: [{ disk_id: disk.id, mount_path: "/mnt/boot" }] }),
     );
     const marker = uniqueName("boot");
-    const w = await sb.runCommand({ cmd: "bash", args: ["-c", `printf ${marker} > /mnt/boot/${marker}.txt && cat /mnt/boot/${marker}.txt`] });
+    const w = await sb.runCommand("bash", ["-c", `printf ${marker} > /mnt/boot/${marker}.txt && cat /mnt/boot/${marker}.txt`]);
     assert.equal(w.exit_code, 0, w.stderr);
     assert.equal(w.stdout, marker);
     const disks = await sb.listDisks();
@@ -105,18 +105,18 @@ describe("attachments", () => {
     const sb = reaper.track(await client.createSandbox({ shape: shape.id }));
     await sb.attachDisk({ diskId: diskName, mountPath: "/mnt/live", subPath: "conf" });
     const marker = uniqueName("live");
-    const w = await sb.runCommand({ cmd: "bash", args: ["-c", `printf ${marker} > /mnt/live/${marker}.txt`] });
+    const w = await sb.runCommand("bash", ["-c", `printf ${marker} > /mnt/live/${marker}.txt`]);
     assert.equal(w.exit_code, 0, w.stderr);
     const listed = await collect(sb.iterateDisks());
     assert.equal(listed.length, 1);
     assert.equal(listed[0].sub_path, "conf");
     await sb.detachDisk({ diskId: disk.id, mountPath: "/mnt/live" });
     assert.equal((await sb.listDisks()).length, 0);
-    const gone = await sb.runCommand({ cmd: "bash", args: ["-c", "mountpoint -q /mnt/live && echo mounted || echo gone"] });
+    const gone = await sb.runCommand("bash", ["-c", "mountpoint -q /mnt/live && echo mounted || echo gone"]);
     assert.equal(gone.stdout.trim(), "gone");
     // The write went to the bucket: the same disk at another path sees it.
     await sb.attachDisk({ diskId: disk.id, mountPath: "/mnt/again" });
-    const r = await sb.runCommand({ cmd: "cat", args: [`/mnt/again/conf/${marker}.txt`] });
+    const r = await sb.runCommand("cat", [`/mnt/again/conf/${marker}.txt`]);
     assert.equal(r.stdout, marker);
   });
 
