@@ -30,7 +30,7 @@ use cove_store::{AttachmentRecord, DiskRecord, SandboxRecord, Store, User};
 
 use crate::error::ServiceError;
 use crate::mounts::{BucketAccess, MountError, MountHealth, MountRequest, Mounter};
-use crate::services::owned_sandbox;
+use crate::services::{owned_disk, owned_sandbox};
 use crate::state::{InFlight, InFlightGuard};
 
 /// An attachment validated and resolved, not mounted yet.
@@ -67,13 +67,7 @@ impl AttachmentService {
     }
 
     async fn disk(&self, user: &User, id_or_name: &str) -> Result<DiskRecord, ServiceError> {
-        self.store
-            .get_disk(&user.id, id_or_name)
-            .await?
-            .ok_or_else(|| ServiceError::NotFound {
-                what: "disk",
-                id: id_or_name.to_owned(),
-            })
+        owned_disk(self.store.as_ref(), user, id_or_name).await
     }
 
     /// Validates one requested attachment against the sandbox's others.

@@ -17,6 +17,7 @@ use cove_store::{DiskDeletion, DiskRecord, DiskSecret, Secret, Store, StoreError
 
 use crate::error::ServiceError;
 use crate::mounts::{BucketAccess, Mounter};
+use crate::services::owned_disk;
 
 /// Disk registry operations.
 #[derive(Clone)]
@@ -51,13 +52,7 @@ impl DiskService {
 
     /// The caller's disk by id or name, or 404 (also for someone else's).
     pub async fn owned(&self, user: &User, id_or_name: &str) -> Result<DiskRecord, ServiceError> {
-        self.store
-            .get_disk(&user.id, id_or_name)
-            .await?
-            .ok_or_else(|| ServiceError::NotFound {
-                what: "disk",
-                id: id_or_name.to_owned(),
-            })
+        owned_disk(self.store.as_ref(), user, id_or_name).await
     }
 
     /// `POST /v1/disks`: idempotent by name.

@@ -9,7 +9,7 @@ pub mod sandboxes;
 mod view;
 
 use cove_api::ids::SandboxId;
-use cove_store::{SandboxRecord, Store, User};
+use cove_store::{DiskRecord, SandboxRecord, Store, User};
 
 use crate::error::ServiceError;
 
@@ -28,4 +28,19 @@ pub(crate) async fn owned_sandbox(
         Some(r) if r.owner == user.id => Ok(r),
         _ => Err(not_found()),
     }
+}
+
+/// The caller's disk by id or name, or 404 (also for someone else's).
+pub(crate) async fn owned_disk(
+    store: &dyn Store,
+    user: &User,
+    id_or_name: &str,
+) -> Result<DiskRecord, ServiceError> {
+    store
+        .get_disk(&user.id, id_or_name)
+        .await?
+        .ok_or_else(|| ServiceError::NotFound {
+            what: "disk",
+            id: id_or_name.to_owned(),
+        })
 }

@@ -92,8 +92,8 @@ describe("attachments", () => {
     );
     const marker = uniqueName("boot");
     const w = await sb.runCommand("bash", ["-c", `printf ${marker} > /mnt/boot/${marker}.txt && cat /mnt/boot/${marker}.txt`]);
-    assert.equal(w.exit_code, 0, w.stderr);
-    assert.equal(w.stdout, marker);
+    assert.equal(w.result.exit_code, 0, w.result.stderr);
+    assert.equal(w.result.stdout, marker);
     const disks = await sb.listDisks();
     assert.equal(disks.length, 1);
     assert.equal(disks[0].disk_id, disk.id);
@@ -106,18 +106,18 @@ describe("attachments", () => {
     await sb.attachDisk({ diskId: diskName, mountPath: "/mnt/live", subPath: "conf" });
     const marker = uniqueName("live");
     const w = await sb.runCommand("bash", ["-c", `printf ${marker} > /mnt/live/${marker}.txt`]);
-    assert.equal(w.exit_code, 0, w.stderr);
+    assert.equal(w.result.exit_code, 0, w.result.stderr);
     const listed = await collect(sb.iterateDisks());
     assert.equal(listed.length, 1);
     assert.equal(listed[0].sub_path, "conf");
     await sb.detachDisk({ diskId: disk.id, mountPath: "/mnt/live" });
     assert.equal((await sb.listDisks()).length, 0);
     const gone = await sb.runCommand("bash", ["-c", "mountpoint -q /mnt/live && echo mounted || echo gone"]);
-    assert.equal(gone.stdout.trim(), "gone");
+    assert.equal(gone.result.stdout.trim(), "gone");
     // The write went to the bucket: the same disk at another path sees it.
     await sb.attachDisk({ diskId: disk.id, mountPath: "/mnt/again" });
     const r = await sb.runCommand("cat", [`/mnt/again/conf/${marker}.txt`]);
-    assert.equal(r.stdout, marker);
+    assert.equal(r.result.stdout, marker);
   });
 
   test("delete of an attached disk is refused, then allowed once detached", async () => {
