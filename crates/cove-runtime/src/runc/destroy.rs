@@ -52,7 +52,7 @@ fn fail(id: &SandboxId, message: String) -> RuntimeError {
     }
 }
 
-fn remove_container(
+pub fn remove_container(
     inner: &Inner,
     paths: &SandboxPaths,
     id: &SandboxId,
@@ -87,7 +87,7 @@ fn remove_container(
 
 /// Removes `<hierarchy>/<parent>/<id>` in every cgroup v1 hierarchy (and
 /// the unified one) that runc left behind.
-fn remove_cgroups(parent: &str, id: &SandboxId) -> Result<(), RuntimeError> {
+pub fn remove_cgroups(parent: &str, id: &SandboxId) -> Result<(), RuntimeError> {
     let Ok(entries) = std::fs::read_dir("/sys/fs/cgroup") else {
         return Ok(());
     };
