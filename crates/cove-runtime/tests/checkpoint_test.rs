@@ -158,3 +158,48 @@ async fn restore_and_fork_of_a_running_sandbox_are_refused() -> Result<()> {
     assert_eq!(sb.run("true", &[]).await?.exit_code, 0);
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_file_held_open_on_a_declared_bind_survives_checkpoint_and_restore() -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let rt = TestRuntime::start().await?;
+    let host = tempfile::tempdir()?;
+    // The sandbox's root (an unprivileged host uid) traverses to the dir and writes in it.
+    std::fs::set_permissions(host.path(), std::fs::Permissions::from_mode(0o711))?;
+    let data = host.path().join("data");
+    std::fs::create_dir(&data)?;
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o777))?;
+    let mounts = [cove_runtime::BindMount {
+        host_path: data.clone(),
+        container_path: "/mnt/data".into(),
+        read_only: false,
+    }];
+    let spec = common::spec_for_tests();
+    let created = rt.rt.create_with_mounts(&spec, &mounts).await?;
+    let sb = common::TestSandbox {
+        rt: rt.rt.clone(),
+        id: spec.id.clone(),
+        ip: created.ip,
+    };
+    let first = start_server(&sb, 4, "/mnt/data/held.txt").await?;
+    assert_eq!(first.held_first_line, "held-open");
+    rt.rt.checkpoint(&sb.id).await.context("checkpoint")?;
+    assert_eq!(
+        std::fs::read_to_string(data.join("held.txt"))?,
+        "held-open\nrequest 1\n"
+    );
+    rt.rt.restore(&sb.id, &mounts).await.context("restore")?;
+    let again = ask(&sb).await?;
+    assert_eq!(again.count, 2);
+    assert_eq!(again.held_first_line, "held-open");
+    // The write went through the descriptor kept open across the checkpoint
+    // to the host directory.
+    assert_eq!(
+        std::fs::read_to_string(data.join("held.txt"))?,
+        "held-open\nrequest 1\nrequest 2\n"
+    );
+    let ls = sb.run("ls", &["/mnt/data"]).await?;
+    assert_eq!(common::text(&ls.stdout), "held.txt\n");
+    drop(sb);
+    Ok(())
+}

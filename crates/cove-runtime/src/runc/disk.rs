@@ -99,34 +99,61 @@ pub fn unmount(sys: &dyn Sys, paths: &SandboxPaths) -> Result<(), RuntimeError> 
     Ok(())
 }
 
-/// Grows the disk image to `mib` and its ext4 online (resize2fs on the
-/// mounted filesystem; an unmounted disk is mounted for it and unmounted
-/// again).
+/// Grows the disk image to `mib` and its ext4: online (`resize2fs` on the
+/// mounted filesystem, which needs CAP_SYS_RESOURCE) when the sandbox runs,
+/// offline (`e2fsck -f`, then `resize2fs` on the image) when its disk is
+/// unmounted (checkpointed).
 pub fn grow(sys: &dyn Sys, paths: &SandboxPaths, mib: u64) -> Result<(), RuntimeError> {
-    let was_mounted = mounts_under(&paths.dir)?.contains(&paths.disk_mnt());
-    if !was_mounted {
-        attach_and_mount(sys, paths)?;
-    }
-    let result = grow_mounted(sys, paths, mib);
-    if !was_mounted {
-        sys.sync_fs(&paths.disk_mnt())?;
-        sys.umount(&paths.disk_mnt())?;
-    }
-    result
-}
-
-fn grow_mounted(sys: &dyn Sys, paths: &SandboxPaths, mib: u64) -> Result<(), RuntimeError> {
-    let dev = mount_source(&paths.disk_mnt())?
-        .ok_or_else(|| io(format!("{} is not mounted", paths.disk_mnt().display())))?;
     let f = std::fs::OpenOptions::new()
         .write(true)
         .open(paths.disk_img())?;
-    f.set_len(mib * 1024 * 1024)?;
+    // A larger file than the filesystem is harmless (the rest is a hole),
+    // so a failed resize below leaves nothing to undo.
+    if f.metadata()?.len() < mib * 1024 * 1024 {
+        f.set_len(mib * 1024 * 1024)?;
+    }
     drop(f);
-    sys.loop_set_capacity(Path::new(&dev))?;
-    let out = sys.run(Path::new("resize2fs"), &[dev.clone().into()])?;
+    match mount_source(&paths.disk_mnt())? {
+        Some(dev) => grow_online(sys, &dev),
+        None => grow_offline(sys, &paths.disk_img()),
+    }
+}
+
+fn grow_online(sys: &dyn Sys, dev: &str) -> Result<(), RuntimeError> {
+    sys.loop_set_capacity(Path::new(dev))?;
+    let out = sys.run(Path::new("resize2fs"), &[dev.into()])?;
+    if out.success() {
+        return Ok(());
+    }
+    if out.stderr.contains("Permission denied") {
+        // The kernel's online resize asks for CAP_SYS_RESOURCE, which some
+        // hosts (containers, restricted VMs) do not give even to root.
+        return Err(RuntimeError::Unsupported(
+            "growing a running sandbox's disk needs CAP_SYS_RESOURCE, which this host's root lacks; pause the sandbox and grow it then".into(),
+        ));
+    }
+    Err(io(format!("resize2fs {dev} failed: {}", out.stderr.trim())))
+}
+
+fn grow_offline(sys: &dyn Sys, img: &Path) -> Result<(), RuntimeError> {
+    // resize2fs refuses an unmounted filesystem that was not checked since
+    // its last mount. Exit 1 means "errors corrected".
+    let out = sys.run(Path::new("e2fsck"), &["-f".into(), "-p".into(), img.into()])?;
+    if out.code > 1 {
+        return Err(io(format!(
+            "e2fsck {} failed ({}): {}",
+            img.display(),
+            out.code,
+            out.stderr.trim()
+        )));
+    }
+    let out = sys.run(Path::new("resize2fs"), &[img.into()])?;
     if !out.success() {
-        return Err(io(format!("resize2fs {dev} failed: {}", out.stderr.trim())));
+        return Err(io(format!(
+            "resize2fs {} failed: {}",
+            img.display(),
+            out.stderr.trim()
+        )));
     }
     Ok(())
 }

@@ -1,8 +1,9 @@
 //! `resize_disk`: grow a sandbox's disk, running or checkpointed. The
-//! image file is extended (sparse), the loop device told of its new size
-//! and ext4 grown online with `resize2fs` (a checkpointed sandbox's disk is
-//! mounted for it and unmounted again). Shrinking is refused: it could cut
-//! off data, and ext4 cannot shrink online.
+//! image file is extended (sparse); a running sandbox's ext4 is grown
+//! online (the loop device is told of the new size, then `resize2fs`; the
+//! kernel asks for CAP_SYS_RESOURCE), a checkpointed one's offline on the
+//! unmounted image (`e2fsck -f`, `resize2fs`). Shrinking is refused: it
+//! could cut off data, and ext4 cannot shrink online.
 
 use cove_api::ids::SandboxId;
 
@@ -19,7 +20,8 @@ pub fn resize_disk(inner: &Inner, id: &SandboxId, mib: u64) -> Result<(), Runtim
     if !matches!(rec.phase, Phase::Running | Phase::Checkpointed) {
         return Err(RuntimeError::NotRunning(id.clone()));
     }
-    let current = std::fs::metadata(paths.disk_img())?.len() / (1024 * 1024);
+    // The record, not the file: a failed online grow may have left the file longer.
+    let current = rec.disk_mib;
     if mib < current {
         return Err(RuntimeError::DiskShrink {
             id: id.clone(),
