@@ -228,7 +228,73 @@ fn connected_to_agent(table: &str) -> usize {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
+    use crate::runc::RuncConfig;
+    use crate::sys::RecordingSys;
+
+    /// The recording Sys runs nothing, so CRIU never writes "Dumping
+    /// finished": the dump counts as failed and must be rolled back.
+    #[test]
+    fn a_dump_freezes_unplugs_checkpoints_and_a_failed_one_thaws_and_replugs() {
+        let d = tempfile::tempdir().unwrap();
+        let criu = d.path().join("criu");
+        std::fs::write(&criu, b"").unwrap();
+        let mut cfg = RuncConfig::for_state_dir(d.path());
+        cfg.criu_bin = criu.clone();
+        let sys = Arc::new(RecordingSys::default());
+        let net_sys = Arc::new(cove_net::RecordingNetSys::default());
+        let inner = Inner::for_tests(cfg, sys.clone(), net_sys.clone());
+        let id = SandboxId::generate();
+        let paths = SandboxPaths::new(d.path(), &id);
+        std::fs::create_dir_all(&paths.dir).unwrap();
+        // A real process with pipe stdio stands in for the agent.
+        let mut agent = std::process::Command::new("sleep")
+            .arg("30")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::fs::write(paths.pid_file(), agent.id().to_string()).unwrap();
+        SandboxRecord::for_tests(&id, Some("10.88.0.9".parse().unwrap()))
+            .save(&paths.record())
+            .unwrap();
+
+        let err = checkpoint(&inner, &id).unwrap_err();
+        let _ = agent.kill();
+        assert!(err.to_string().contains("runc checkpoint"), "{err}");
+        let calls = sys.calls();
+        let tail = |c: &String| {
+            c.split(&format!("{} ", paths.runc_log().display()))
+                .nth(1)
+                .map(str::to_owned)
+        };
+        let ops: Vec<String> = calls.iter().filter_map(tail).collect();
+        assert_eq!(ops[0], format!("pause {id}"));
+        assert_eq!(
+            ops[1],
+            format!(
+                "checkpoint --image-path {tmp} --work-path {tmp} {id}",
+                tmp = paths.checkpoint_tmp().display()
+            )
+        );
+        assert!(calls[1].starts_with(&format!("runc --criu {} --root", criu.display())));
+        assert_eq!(ops[2], format!("resume {id}"));
+        // Nothing exists on the fake host, so unplugging ran nothing and the
+        // rollback plugged the sandbox back in with the agent's pid.
+        let net = net_sys.calls();
+        assert_eq!(net.len(), 2, "{net:?}");
+        assert!(
+            net[0].contains(&format!("netns attach cove-{id} {}", agent.id())),
+            "{net:?}"
+        );
+        let rec = SandboxRecord::load(&paths.record()).unwrap();
+        assert_eq!(rec.phase, Phase::Running);
+        assert!(!paths.checkpoint_tmp().exists());
+        assert!(!paths.checkpoint().exists());
+    }
 
     #[test]
     fn only_connected_sockets_on_the_agent_path_count() {
