@@ -52,6 +52,8 @@ pub trait Sys: Send + Sync {
     fn loop_attach(&self, file: &Path) -> std::io::Result<(PathBuf, Option<std::os::fd::OwnedFd>)>;
     /// `lchown(2)`.
     fn chown(&self, path: &Path, uid: u32, gid: u32) -> std::io::Result<()>;
+    /// `kill(pid, SIGKILL)`; a process already gone is not an error.
+    fn kill(&self, pid: u32) -> std::io::Result<()>;
 }
 
 /// The real implementation.
@@ -139,6 +141,19 @@ impl Sys for RealSys {
 
     fn chown(&self, path: &Path, uid: u32, gid: u32) -> std::io::Result<()> {
         std::os::unix::fs::lchown(path, Some(uid), Some(gid))
+    }
+
+    fn kill(&self, pid: u32) -> std::io::Result<()> {
+        let Some(pid) = i32::try_from(pid)
+            .ok()
+            .and_then(rustix::process::Pid::from_raw)
+        else {
+            return Err(std::io::Error::other(format!("invalid pid {pid}")));
+        };
+        match rustix::process::kill_process(pid, rustix::process::Signal::KILL) {
+            Ok(()) | Err(rustix::io::Errno::SRCH) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
     }
 }
 
@@ -233,6 +248,11 @@ impl Sys for RecordingSys {
 
     fn chown(&self, path: &Path, uid: u32, gid: u32) -> std::io::Result<()> {
         self.push(format!("chown {uid}:{gid} {}", path.display()));
+        Ok(())
+    }
+
+    fn kill(&self, pid: u32) -> std::io::Result<()> {
+        self.push(format!("kill -9 {pid}"));
         Ok(())
     }
 }

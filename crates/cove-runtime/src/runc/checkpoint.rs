@@ -144,12 +144,17 @@ fn rollback(
     let _ = inner
         .sys
         .run(&inner.config.runc_bin, &inner.runc_args(paths, resume));
-    if !inner.net.veth_exists(id.as_str()) {
-        match inner.net.attach(id.as_str(), ip, pid) {
-            Ok(att) => rec.host_veth = Some(att.host_veth),
-            Err(e) => {
-                tracing::error!(sandbox_id = %id, error = %e, "re-plugging after a failed checkpoint failed")
-            }
+    if let Err(e) = criu::drop_network_lock(inner, pid) {
+        tracing::error!(sandbox_id = %id, error = %e, "removing CRIU's network lock after a failed checkpoint failed");
+    }
+    // The unplug may have stopped half-way: remove what is left, then
+    // plug in from scratch.
+    let att = inner.net.attachment_of(id.as_str(), ip);
+    let _ = inner.net.unplug(&att);
+    match inner.net.attach(id.as_str(), ip, pid) {
+        Ok(att) => rec.host_veth = Some(att.host_veth),
+        Err(e) => {
+            tracing::error!(sandbox_id = %id, error = %e, "re-plugging after a failed checkpoint failed")
         }
     }
     let _ = std::fs::remove_dir_all(paths.checkpoint_tmp());
@@ -264,6 +269,7 @@ mod tests {
 
         let err = checkpoint(&inner, &id).unwrap_err();
         let _ = agent.kill();
+        let _ = agent.wait();
         assert!(err.to_string().contains("runc checkpoint"), "{err}");
         let calls = sys.calls();
         let tail = |c: &String| {

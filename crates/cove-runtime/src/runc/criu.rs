@@ -50,6 +50,62 @@ pub fn require(inner: &Inner) -> Result<(), RuntimeError> {
     Ok(())
 }
 
+/// Removes CRIU's nftables network lock (`table inet CRIU-<uuid>`, which
+/// drops every packet, loopback included) from the network namespace of
+/// `pid`. CRIU removes it itself when a dump or restore ends; a CRIU killed
+/// half-way (a crash of the host's services) leaves it behind.
+pub fn drop_network_lock(inner: &Inner, pid: u32) -> Result<(), RuntimeError> {
+    let nsenter = Path::new("nsenter");
+    let base: Vec<OsString> = vec![
+        "-t".into(),
+        pid.to_string().into(),
+        "--net".into(),
+        "nft".into(),
+    ];
+    let mut list = base.clone();
+    list.extend(["list".into(), "tables".into()]);
+    let out = inner.sys.run(nsenter, &list)?;
+    if !out.success() {
+        return Err(RuntimeError::Io(std::io::Error::other(format!(
+            "nft list tables: {}",
+            out.stderr.trim()
+        ))));
+    }
+    for (family, name) in lock_tables(&out.stdout) {
+        let mut del = base.clone();
+        del.extend([
+            "delete".into(),
+            "table".into(),
+            family.as_str().into(),
+            name.as_str().into(),
+        ]);
+        let out = inner.sys.run(nsenter, &del)?;
+        if !out.success() {
+            return Err(RuntimeError::Io(std::io::Error::other(format!(
+                "nft delete table {family} {name}: {}",
+                out.stderr.trim()
+            ))));
+        }
+    }
+    Ok(())
+}
+
+/// CRIU's lock tables in `nft list tables` output.
+fn lock_tables(listing: &str) -> Vec<(String, String)> {
+    listing
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            match (f.next(), f.next(), f.next()) {
+                (Some("table"), Some(family), Some(name)) if name.starts_with("CRIU-") => {
+                    Some((family.to_string(), name.to_string()))
+                }
+                _ => None,
+            }
+        })
+        .collect()
+}
+
 /// Whether the dump in `dir` finished: CRIU writes this line last to the
 /// `dump.log` runc asks for, after every image is written.
 pub fn dump_finished(dir: &Path) -> bool {
@@ -98,6 +154,15 @@ mod tests {
         assert!(opts.contains(&"network-lock nftables"));
         assert!(opts.contains(&"tcp-close"));
         assert!(!opts.contains(&"tcp-established"));
+    }
+
+    #[test]
+    fn only_criu_lock_tables_are_found() {
+        let listing = "table inet CRIU-874bb51d-c030-4813-bc\ntable inet cove\ntable ip nat\n";
+        assert_eq!(
+            lock_tables(listing),
+            [("inet".to_string(), "CRIU-874bb51d-c030-4813-bc".to_string())]
+        );
     }
 
     #[test]

@@ -6,8 +6,8 @@
 //! | record | machine | outcome |
 //! |---|---|---|
 //! | `checkpointing` | container gone, `checkpoint/` or a finished `checkpoint.tmp/` | finish: rename, release, `checkpointed` |
-//! | `checkpointing` | container still there (frozen or not) | roll back: thaw, plug the network, drop `checkpoint.tmp/`, `running` |
-//! | `restoring` | container running | finish: plug the network if needed, `running`, drop `checkpoint/` |
+//! | `checkpointing` | container still there (frozen or not) | roll back: thaw, remove CRIU's network lock if a killed CRIU left it, plug the network again, drop `checkpoint.tmp/`, `running` |
+//! | `restoring` | container running | finish: plug the network again, `running`, drop `checkpoint/` |
 //! | `restoring` | no running container | roll back: remove what restore started, `checkpointed` |
 //!
 //! A half-made fork (`forking`) is not recovered: `list` reports it
@@ -88,6 +88,9 @@ fn recover_checkpoint(
             .sys
             .run(&inner.config.runc_bin, &inner.runc_args(paths, resume))?;
     }
+    if let Some(pid) = checkpoint::init_pid(paths) {
+        criu::drop_network_lock(inner, pid)?;
+    }
     replug(inner, paths, id, rec)?;
     if paths.checkpoint_tmp().exists() {
         std::fs::remove_dir_all(paths.checkpoint_tmp())?;
@@ -108,6 +111,9 @@ fn recover_restore(
         restore::undo(inner, paths, id, rec);
         return Ok(());
     }
+    if let Some(pid) = checkpoint::init_pid(paths) {
+        criu::drop_network_lock(inner, pid)?;
+    }
     replug(inner, paths, id, rec)?;
     rec.phase = Phase::Running;
     rec.save(&paths.record())?;
@@ -117,16 +123,15 @@ fn recover_restore(
     Ok(())
 }
 
-/// Plugs the network back when its veth is missing (`lo` up included).
+/// Plugs the network in again from scratch: a crash may have stopped the
+/// attach after the veth existed but before `lo`, the address or the route
+/// were set inside, so an existing veth proves nothing.
 fn replug(
     inner: &Inner,
     paths: &SandboxPaths,
     id: &SandboxId,
     rec: &mut SandboxRecord,
 ) -> Result<(), RuntimeError> {
-    if inner.net.veth_exists(id.as_str()) {
-        return Ok(());
-    }
     let (Some(ip), Some(pid)) = (rec.ip, checkpoint::init_pid(paths)) else {
         return Err(RuntimeError::Failed {
             id: id.clone(),
@@ -134,7 +139,6 @@ fn replug(
             message: "no address or pid to plug the network back".into(),
         });
     };
-    // A half-done attach may have left the namespace name.
     let _ = inner.net.unplug(&inner.net.attachment_of(id.as_str(), ip));
     let att = inner
         .net

@@ -70,31 +70,65 @@ fn parse(s: &str) -> Result<Answer> {
 /// Starts the server with `mib` MiB of data and the held file at `held`,
 /// and waits until it answers.
 pub async fn start_server(sb: &TestSandbox, mib: u32, held: &str) -> Result<Answer> {
-    sb.write("/root/srv.py", SERVER.as_bytes().to_vec()).await?;
-    let out = sb
-        .sh(&format!(
-            "cd /root && MB={mib} HELD={held} nohup python3 srv.py >/root/srv.log 2>&1 </dev/null &"
-        ))
-        .await?;
+    start_server_on(&sb.rt, &sb.id, mib, held).await
+}
+
+/// [`start_server`] through a given runtime.
+pub async fn start_server_on(
+    rt: &dyn cove_runtime::Runtime,
+    id: &SandboxId,
+    mib: u32,
+    held: &str,
+) -> Result<Answer> {
+    let sh = |script: String| {
+        rt.exec(
+            id,
+            cove_runtime::ExecSpec {
+                cmd: "bash".into(),
+                args: vec!["-c".into(), script],
+                ..Default::default()
+            },
+        )
+    };
+    let body = futures::stream::iter(vec![Ok::<_, std::io::Error>(bytes::Bytes::from_static(
+        SERVER.as_bytes(),
+    ))]);
+    rt.write_file(id, "/root/srv.py", Box::pin(body)).await?;
+    let out = sh(format!(
+        "cd /root && MB={mib} HELD={held} nohup python3 srv.py >/root/srv.log 2>&1 </dev/null &"
+    ))
+    .await?;
     if out.exit_code != 0 {
         bail!("starting the server: {}", text(&out.stderr));
     }
     for _ in 0..200 {
-        let probe = sb
-            .sh("python3 -c 'import socket; socket.create_connection((\"127.0.0.1\", 8080), 1)' 2>/dev/null")
-            .await?;
+        let probe = sh(
+            "python3 -c 'import socket; socket.create_connection((\"127.0.0.1\", 8080), 1)' 2>/dev/null"
+                .into(),
+        )
+        .await?;
         if probe.exit_code == 0 {
-            return ask(sb).await;
+            return ask_on(rt, id).await;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let log = sb.sh("cat /root/srv.log").await?;
+    let log = sh("cat /root/srv.log".into()).await?;
     bail!("the server never listened: {}", text(&log.stdout))
 }
 
 /// Asks the server from inside the sandbox (loopback).
 pub async fn ask(sb: &TestSandbox) -> Result<Answer> {
-    let out = sb.run("python3", &["-c", CLIENT]).await?;
+    ask_on(&sb.rt, &sb.id).await
+}
+
+/// [`ask`] through a given runtime.
+pub async fn ask_on(rt: &dyn cove_runtime::Runtime, id: &SandboxId) -> Result<Answer> {
+    let spec = cove_runtime::ExecSpec {
+        cmd: "python3".into(),
+        args: vec!["-c".into(), CLIENT.into()],
+        ..Default::default()
+    };
+    let out = rt.exec(id, spec).await?;
     if out.exit_code != 0 {
         bail!("client failed: {} {}", text(&out.stdout), text(&out.stderr));
     }
