@@ -55,14 +55,23 @@ pub fn checkpoint(inner: &Inner, id: &SandboxId) -> Result<CheckpointInfo, Runti
             std::fs::remove_dir_all(&d)?;
         }
     }
-    rec.phase = Phase::Checkpointing;
-    rec.save(&paths.record())?;
-    wait_agent_idle(pid);
     let memory_freed_bytes = criu::cgroup_memory(&inner.config.cgroup_parent, id.as_str());
-
-    if let Err(e) = dump(inner, &paths, id, ip) {
+    for attempt in 1.. {
+        rec.phase = Phase::Checkpointing;
+        rec.save(&paths.record())?;
+        wait_agent_idle(pid);
+        let Err(e) = dump(inner, &paths, id, ip) else {
+            break;
+        };
+        // A connection to the agent opened or closed around the dump
+        // (a unix socket CRIU sees half-way) is worth one more try.
+        let socket_race = std::fs::read_to_string(paths.checkpoint_tmp().join("dump.log"))
+            .is_ok_and(|log| log.contains("sk-unix.c"));
         rollback(inner, &paths, id, ip, pid, &mut rec);
-        return Err(e);
+        if !(socket_race && attempt == 1) {
+            return Err(e);
+        }
+        tracing::warn!(sandbox_id = %id, error = %e, "checkpoint met a unix socket race; trying once more");
     }
     let t_dump = t0.elapsed();
     std::fs::rename(paths.checkpoint_tmp(), paths.checkpoint())?;
@@ -157,6 +166,11 @@ fn rollback(
             tracing::error!(sandbox_id = %id, error = %e, "re-plugging after a failed checkpoint failed")
         }
     }
+    // Kept for diagnosis; the partial images are of no use.
+    let _ = std::fs::copy(
+        paths.checkpoint_tmp().join("dump.log"),
+        paths.dir.join("dump-failed.log"),
+    );
     let _ = std::fs::remove_dir_all(paths.checkpoint_tmp());
     rec.phase = Phase::Running;
     if let Err(e) = rec.save(&paths.record()) {
@@ -198,11 +212,11 @@ fn check_pipe_stdio(id: &SandboxId, pid: u32) -> Result<(), RuntimeError> {
     Ok(())
 }
 
-/// Waits (at most 500 ms) until no connection to the agent's socket is
+/// Waits (at most 2 s) until no connection to the agent's socket is
 /// open: the host's side of one would be a unix socket CRIU cannot dump.
 /// The runtime dropped its clients; the agent closes its end on EOF.
 fn wait_agent_idle(pid: u32) {
-    let deadline = Instant::now() + Duration::from_millis(500);
+    let deadline = Instant::now() + Duration::from_secs(2);
     let table = format!("/proc/{pid}/net/unix");
     while Instant::now() < deadline {
         let Ok(t) = std::fs::read_to_string(&table) else {

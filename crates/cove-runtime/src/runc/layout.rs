@@ -12,6 +12,7 @@
 //!                       criu.conf      CRIU options (nftables network lock), named in config.json
 //!                       checkpoint/    complete CRIU images (renamed from checkpoint.tmp/)
 //!                       criu-work/     logs of the last restore
+//!                       dump-failed.log  CRIU's log of the last failed dump
 //! <state>/runc/                        runc --root
 //! <lower_dir>/<image>@<uid>/rootfs    base image shifted to the uid range (default <state>/lower)
 //! <state>/net/<bridge>/leases/<ip>     address leases
