@@ -203,3 +203,21 @@ async fn a_file_held_open_on_a_declared_bind_survives_checkpoint_and_restore() -
     drop(sb);
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn destroying_a_checkpointed_sandbox_removes_everything() -> Result<()> {
+    let rt = TestRuntime::start().await?;
+    let sb = rt.sandbox().await?;
+    rt.rt.checkpoint(&sb.id).await?;
+    let state = rt.rt.state_dir();
+    rt.rt.destroy(&sb.id).await?;
+    assert!(!state.join("sandboxes").join(sb.id.as_str()).exists());
+    assert!(rt.rt.list().await?.is_empty());
+    let leases = std::fs::read_dir(state.join("net").join(&rt.bridge).join("leases"))?.count();
+    assert_eq!(leases, 0, "the address lease is released");
+    assert!(matches!(
+        rt.rt.restore(&sb.id, &[]).await,
+        Err(RuntimeError::NotFound(_))
+    ));
+    Ok(())
+}
