@@ -188,7 +188,68 @@ fn finish(
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
+    use crate::runc::RuncConfig;
+    use crate::sys::RecordingSys;
+
+    #[test]
+    fn a_fork_copies_the_disk_links_the_images_and_gets_its_own_config() {
+        let d = tempfile::tempdir().unwrap();
+        let cfg = RuncConfig::for_state_dir(d.path());
+        let sys = Arc::new(RecordingSys::default());
+        let net_sys = Arc::new(cove_net::RecordingNetSys::default());
+        let inner = Inner::for_tests(cfg, sys.clone(), net_sys);
+        let src = SandboxPaths::new(d.path(), &SandboxId::generate());
+        std::fs::create_dir_all(src.checkpoint()).unwrap();
+        std::fs::write(src.checkpoint().join("pages-1.img"), b"pages").unwrap();
+        std::fs::create_dir_all(d.path().join("sandboxes")).unwrap();
+        let spec = SandboxSpec {
+            id: SandboxId::generate(),
+            hostname: "fork-1".into(),
+            rootfs: "devbox:1".into(),
+            vcpu: 1,
+            cpu_quota_pct: None,
+            mem_mib: 512,
+            disk_mib: 256,
+            pids_limit: 64,
+        };
+        let lower = d.path().join("lower/rootfs");
+        let rec = prepare(&inner, &src, &spec, &lower, &[]).unwrap();
+        assert_eq!(rec.phase, Phase::Forking);
+        assert!(rec.ip.is_some());
+        let new = SandboxPaths::new(d.path(), &spec.id);
+        let calls = sys.calls();
+        assert_eq!(
+            calls[0],
+            format!(
+                "cp --sparse=always -- {} {}",
+                src.disk_img().display(),
+                new.disk_img().display()
+            )
+        );
+        assert_eq!(
+            calls[1],
+            format!("loop_attach {}", new.disk_img().display())
+        );
+        assert!(calls[3].starts_with(&format!(
+            "mount overlay overlay {} lowerdir={},upperdir={}",
+            new.rootfs().display(),
+            lower.display(),
+            new.upper().display()
+        )));
+        assert_eq!(
+            std::fs::read(new.checkpoint().join("pages-1.img")).unwrap(),
+            b"pages"
+        );
+        let config: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(new.config()).unwrap()).unwrap();
+        assert_eq!(config["hostname"], "fork-1");
+        assert_eq!(config["linux"]["cgroupsPath"], format!("/cove/{}", spec.id));
+        let hosts = std::fs::read_to_string(new.etc().join("hosts")).unwrap();
+        assert!(hosts.contains("fork-1"), "{hosts}");
+    }
 
     #[test]
     fn checkpoint_images_are_linked_and_logs_left_out() {
