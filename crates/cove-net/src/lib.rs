@@ -127,6 +127,14 @@ impl Network {
         Ok(())
     }
 
+    /// Removes the veth and the namespace name but keeps the address lease:
+    /// a sandbox being checkpointed leaves the network (CRIU cannot dump a
+    /// veth whose peer is on the host) and gets the same address again with
+    /// [`attach`](Self::attach) after its restore. Idempotent.
+    pub fn unplug(&self, att: &Attachment) -> Result<(), NetError> {
+        attach::detach(self.sys.as_ref(), att)
+    }
+
     /// Removes what is left of `owner`'s attachment when its address is unknown.
     pub fn detach_owner(&self, owner: &str) -> Result<(), NetError> {
         let att = self.attachment_of(owner, Ipv4Addr::UNSPECIFIED);

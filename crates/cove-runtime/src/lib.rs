@@ -59,6 +59,17 @@ pub struct CreatedSandbox {
     pub ip: Ipv4Addr,
 }
 
+/// What a checkpoint left on disk and took off the host.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CheckpointInfo {
+    /// Bytes the checkpoint images use on disk (memory pages and process
+    /// state; the writable layer is not counted, it stays as it was).
+    pub size_bytes: u64,
+    /// Memory charged to the sandbox's cgroup just before the dump (what the
+    /// host got back); `None` when the cgroup could not be read.
+    pub memory_freed_bytes: Option<u64>,
+}
+
 /// One command to run inside a sandbox. `cmd` + `args` are an argv, never a
 /// shell string. `env` already holds the sandbox's envs merged with the
 /// per-exec ones (per-exec wins).
@@ -123,8 +134,12 @@ pub enum RuntimeState {
     Running,
     /// Container exists but stopped, or its agent does not answer.
     Stopped,
-    /// Leftovers of a half-done create or destroy (dirs, overlay, veth, cgroup).
+    /// Leftovers of a half-done create, destroy or fork (dirs, overlay, veth, cgroup).
     Partial,
+    /// Checkpointed to disk (paused): no process, cgroup or mount on the
+    /// host, only its bundle, writable layer and checkpoint images, waiting
+    /// for `restore` or `fork`. Not a leftover.
+    Checkpointed,
 }
 
 /// Host capacity, for `/v1/hosts` and placement.
@@ -158,6 +173,14 @@ pub enum RuntimeError {
     IsDirectory(String),
     #[error("no space left on the sandbox disk")]
     NoSpace,
+    #[error("sandbox {0} has no checkpoint")]
+    NotCheckpointed(SandboxId),
+    #[error("disk of {id} is {current_mib} MiB; it can only grow, not become {requested_mib} MiB")]
+    DiskShrink {
+        id: SandboxId,
+        current_mib: u64,
+        requested_mib: u64,
+    },
     #[error("{op} of {id} failed: {message}")]
     Failed {
         id: SandboxId,
@@ -210,6 +233,51 @@ pub trait Runtime: Send + Sync + 'static {
         id: &SandboxId,
         path: &str,
     ) -> Result<(u64, ByteStream), RuntimeError>;
+
+    /// Checkpoints a running sandbox to disk with CRIU (`runc checkpoint`)
+    /// and takes it off the host: afterwards none of its processes, memory,
+    /// cgroups, mounts or network devices remain; its bundle, writable layer
+    /// (disk image), address lease and the checkpoint images stay under the
+    /// state dir. Established TCP connections are not kept (they come back
+    /// closed); listening sockets, open files, cwd and memory are. The
+    /// runtime's own connections to the agent are dropped first, so a call
+    /// still streaming at that moment makes the checkpoint fail. On failure
+    /// the sandbox keeps running (network re-plugged). Not for sandboxes
+    /// with live (not declared) mounts: CRIU cannot dump a FUSE mount.
+    async fn checkpoint(&self, id: &SandboxId) -> Result<CheckpointInfo, RuntimeError>;
+
+    /// Restores a checkpointed sandbox (`runc restore`): the same processes
+    /// continue with their memory, open files, listening sockets and cwd;
+    /// `lo`, the veth and the address are set up again, and it returns once
+    /// the agent answers. `mounts` are declared as binds in the OCI config
+    /// before the restore, so CRIU binds them as external mounts (a file held
+    /// open on one is reopened); they must be the binds the sandbox had at
+    /// its checkpoint (same `container_path`s), their host paths may differ.
+    /// The checkpoint is deleted only after a restore succeeded; a failed
+    /// restore leaves the sandbox checkpointed, ready for a retry.
+    async fn restore(
+        &self,
+        id: &SandboxId,
+        mounts: &[BindMount],
+    ) -> Result<CreatedSandbox, RuntimeError>;
+
+    /// Makes a new sandbox `new.id` (hostname `new.hostname`, limits from
+    /// `new`, its own address and network namespace) restored from a copy of
+    /// the checkpoint and writable layer of the checkpointed `source`, which
+    /// stays checkpointed and unchanged. Forks share no writable file with
+    /// the source or each other. `new.rootfs` and `new.disk_mib` are the
+    /// source's (the memory image refers to that image and disk). On failure
+    /// nothing of the new sandbox is left.
+    async fn fork(
+        &self,
+        source: &SandboxId,
+        new: &SandboxSpec,
+        mounts: &[BindMount],
+    ) -> Result<CreatedSandbox, RuntimeError>;
+
+    /// Grows the sandbox's disk to `disk_mib` (running or checkpointed);
+    /// a smaller size is `DiskShrink`, the same size is a no-op.
+    async fn resize_disk(&self, id: &SandboxId, disk_mib: u64) -> Result<(), RuntimeError>;
 
     /// Every sandbox (or leftover) this runtime finds on the machine.
     async fn list(&self) -> Result<Vec<RuntimeSandbox>, RuntimeError>;

@@ -12,6 +12,7 @@ use rustix::fs::{Mode, OFlags};
 
 const LOOP_CTL_GET_FREE: libc::c_ulong = 0x4C82;
 const LOOP_CONFIGURE: libc::c_ulong = 0x4C0A;
+const LOOP_SET_CAPACITY: libc::c_ulong = 0x4C07;
 const LO_FLAGS_AUTOCLEAR: u32 = 4;
 
 /// `struct loop_info64` from `<linux/loop.h>`.
@@ -96,4 +97,15 @@ pub fn attach(file: &Path) -> std::io::Result<(PathBuf, OwnedFd)> {
         }
     }
     Err(std::io::Error::other("no free loop device after 16 tries"))
+}
+
+/// Makes loop device `dev` re-read its backing file's size (the file grew).
+pub fn set_capacity(dev: &Path) -> std::io::Result<()> {
+    let fd = rustix::fs::open(dev, OFlags::RDWR | OFlags::CLOEXEC, Mode::empty())?;
+    // SAFETY: LOOP_SET_CAPACITY takes no argument; `fd` is an open loop device.
+    let r = unsafe { libc::ioctl(fd.as_raw_fd(), LOOP_SET_CAPACITY, 0) };
+    if r != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
 }

@@ -18,6 +18,13 @@
 //! | `chunks HEX…` | each HEX argument, decoded, as its own stdout chunk |
 //!
 //! Anything else fails to start (`error` set, exit −1), like a missing binary.
+//!
+//! Lifecycle as the runc backend behaves: `checkpoint` needs a running
+//! sandbox and leaves it `Checkpointed` (files kept, memory no longer
+//! counted as used); `restore` and `fork` need a checkpointed one
+//! (`NotCheckpointed` otherwise); a failed restore (injected) leaves it
+//! checkpointed for a retry; a fork copies the files, gets its own address
+//! and leaves the source checkpointed; `resize_disk` only grows.
 //! Failure injection and inspection helpers let tests check rollback, stream
 //! teardown on disconnect and leftover clean-up.
 
@@ -34,8 +41,8 @@ use cove_api::ids::SandboxId;
 use futures::StreamExt;
 
 use crate::{
-    BindMount, ByteStream, CreatedSandbox, ExecEvent, ExecEventStream, ExecOutput, ExecSpec,
-    HostCapacity, Runtime, RuntimeError, RuntimeSandbox, RuntimeState, SandboxSpec,
+    BindMount, ByteStream, CheckpointInfo, CreatedSandbox, ExecEvent, ExecEventStream, ExecOutput,
+    ExecSpec, HostCapacity, Runtime, RuntimeError, RuntimeSandbox, RuntimeState, SandboxSpec,
 };
 
 #[derive(Debug)]
@@ -59,6 +66,8 @@ struct Inner {
     destroys: Vec<SandboxId>,
     last_exec: Option<ExecSpec>,
     capacity_down: bool,
+    fail_next_restore: Option<RuntimeError>,
+    last_mounts: Vec<BindMount>,
 }
 
 /// An in-memory `Runtime`.
@@ -108,6 +117,28 @@ impl MockRuntime {
     /// the caller's rollback is exercised).
     pub fn fail_next_create(&self, err: RuntimeError) {
         self.lock().fail_next_create = Some(err);
+    }
+
+    /// Makes the next `restore` or `fork` fail with `err`; the sandbox
+    /// stays checkpointed (as after a real CRIU failure).
+    pub fn fail_next_restore(&self, err: RuntimeError) {
+        self.lock().fail_next_restore = Some(err);
+    }
+
+    /// The binds passed to the last `restore` or `fork`.
+    pub fn last_mounts(&self) -> Vec<BindMount> {
+        self.lock().last_mounts.clone()
+    }
+
+    /// What the machine says of a sandbox.
+    pub fn state(&self, id: &SandboxId) -> Option<RuntimeState> {
+        self.lock().sandboxes.get(id).map(|s| s.state)
+    }
+
+    fn next_ip(inner: &mut Inner) -> Ipv4Addr {
+        let n = inner.next_ip;
+        inner.next_ip += 1;
+        Ipv4Addr::new(10, 99, (n >> 8) as u8, (n & 0xff) as u8)
     }
 
     /// Makes `capacity` fail (the host is unreachable) until set back.
@@ -288,23 +319,124 @@ impl Runtime for MockRuntime {
         if !self.images.contains(&spec.rootfs) {
             return Err(RuntimeError::UnknownImage(spec.rootfs.clone()));
         }
-        let n = inner.next_ip;
-        inner.next_ip += 1;
-        let ip = Ipv4Addr::new(10, 99, (n >> 8) as u8, (n & 0xff) as u8);
+        let ip = Self::next_ip(&mut inner);
         let sb = MockSandbox {
             spec: spec.clone(),
             ip,
             state: RuntimeState::Running,
             files: HashMap::new(),
             dirs: BTreeSet::from(["/".to_owned()]),
-            mounts: spec
-                .mounts
-                .iter()
-                .map(|m| (m.container_path.clone(), m.clone()))
-                .collect(),
+            mounts: by_path(&spec.mounts),
         };
         inner.sandboxes.insert(spec.id.clone(), sb);
         Ok(CreatedSandbox { ip })
+    }
+
+    async fn checkpoint(&self, id: &SandboxId) -> Result<CheckpointInfo, RuntimeError> {
+        let mut inner = self.lock();
+        let sb = inner
+            .sandboxes
+            .get_mut(id)
+            .ok_or_else(|| RuntimeError::NotFound(id.clone()))?;
+        if sb.state != RuntimeState::Running {
+            return Err(RuntimeError::NotRunning(id.clone()));
+        }
+        sb.state = RuntimeState::Checkpointed;
+        sb.mounts.clear();
+        // The memory image is about the sandbox's memory size.
+        let mem = sb.spec.mem_mib << 20;
+        Ok(CheckpointInfo {
+            size_bytes: mem,
+            memory_freed_bytes: Some(mem),
+        })
+    }
+
+    async fn restore(
+        &self,
+        id: &SandboxId,
+        mounts: &[BindMount],
+    ) -> Result<CreatedSandbox, RuntimeError> {
+        let mut inner = self.lock();
+        let sb = inner
+            .sandboxes
+            .get(id)
+            .ok_or_else(|| RuntimeError::NotFound(id.clone()))?;
+        if sb.state != RuntimeState::Checkpointed {
+            return Err(RuntimeError::NotCheckpointed(id.clone()));
+        }
+        if let Some(err) = inner.fail_next_restore.take() {
+            return Err(err);
+        }
+        inner.last_mounts = mounts.to_vec();
+        let sb = inner
+            .sandboxes
+            .get_mut(id)
+            .ok_or_else(|| RuntimeError::NotFound(id.clone()))?;
+        sb.state = RuntimeState::Running;
+        sb.mounts = by_path(mounts);
+        Ok(CreatedSandbox { ip: sb.ip })
+    }
+
+    async fn fork(
+        &self,
+        source: &SandboxId,
+        new: &SandboxSpec,
+        mounts: &[BindMount],
+    ) -> Result<CreatedSandbox, RuntimeError> {
+        let mut inner = self.lock();
+        let src = inner
+            .sandboxes
+            .get(source)
+            .ok_or_else(|| RuntimeError::NotFound(source.clone()))?;
+        if src.state != RuntimeState::Checkpointed {
+            return Err(RuntimeError::NotCheckpointed(source.clone()));
+        }
+        if inner.sandboxes.contains_key(&new.id) {
+            return Err(RuntimeError::Failed {
+                id: new.id.clone(),
+                op: "fork",
+                message: "sandbox already exists".into(),
+            });
+        }
+        let mut spec = new.clone();
+        spec.rootfs = src.spec.rootfs.clone();
+        spec.disk_mib = src.spec.disk_mib;
+        let (files, dirs) = (src.files.clone(), src.dirs.clone());
+        if let Some(err) = inner.fail_next_restore.take() {
+            return Err(err);
+        }
+        inner.last_mounts = mounts.to_vec();
+        let ip = Self::next_ip(&mut inner);
+        let sb = MockSandbox {
+            spec,
+            ip,
+            state: RuntimeState::Running,
+            files,
+            dirs,
+            mounts: by_path(mounts),
+        };
+        inner.sandboxes.insert(new.id.clone(), sb);
+        Ok(CreatedSandbox { ip })
+    }
+
+    async fn resize_disk(&self, id: &SandboxId, disk_mib: u64) -> Result<(), RuntimeError> {
+        let mut inner = self.lock();
+        let sb = inner
+            .sandboxes
+            .get_mut(id)
+            .ok_or_else(|| RuntimeError::NotFound(id.clone()))?;
+        if !matches!(sb.state, RuntimeState::Running | RuntimeState::Checkpointed) {
+            return Err(RuntimeError::NotRunning(id.clone()));
+        }
+        if disk_mib < sb.spec.disk_mib {
+            return Err(RuntimeError::DiskShrink {
+                id: id.clone(),
+                current_mib: sb.spec.disk_mib,
+                requested_mib: disk_mib,
+            });
+        }
+        sb.spec.disk_mib = disk_mib;
+        Ok(())
     }
 
     async fn destroy(&self, id: &SandboxId) -> Result<(), RuntimeError> {
@@ -482,7 +614,13 @@ impl Runtime for MockRuntime {
         if inner.capacity_down {
             return Err(RuntimeError::Unsupported("mock host is down".into()));
         }
-        let used: u64 = inner.sandboxes.values().map(|s| s.spec.mem_mib).sum();
+        // A checkpointed sandbox holds no memory on the host.
+        let used: u64 = inner
+            .sandboxes
+            .values()
+            .filter(|s| s.state != RuntimeState::Checkpointed)
+            .map(|s| s.spec.mem_mib)
+            .sum();
         Ok(HostCapacity {
             total_mib: self.total_mib,
             free_mib: self.total_mib.saturating_sub(used),
@@ -495,4 +633,102 @@ impl Runtime for MockRuntime {
     fn state_dir(&self) -> PathBuf {
         PathBuf::from("/nonexistent/mock-runtime")
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(id: &SandboxId) -> SandboxSpec {
+        SandboxSpec {
+            id: id.clone(),
+            hostname: "a".into(),
+            rootfs: "devbox:1".into(),
+            vcpu: 1,
+            cpu_quota_pct: None,
+            mem_mib: 256,
+            disk_mib: 1024,
+            pids_limit: 64,
+            mounts: Vec::new(),
+        }
+    }
+
+    async fn write(rt: &MockRuntime, id: &SandboxId, path: &str, data: &'static [u8]) {
+        let body = futures::stream::iter(vec![Ok(Bytes::from_static(data))]).boxed();
+        rt.write_file(id, path, body).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn pause_resume_and_fork_follow_the_runc_rules() {
+        let rt = MockRuntime::new();
+        let a = SandboxId::generate();
+        rt.create(&spec(&a)).await.unwrap();
+        write(&rt, &a, "/f", b"source").await;
+        assert!(matches!(
+            rt.restore(&a, &[]).await,
+            Err(RuntimeError::NotCheckpointed(_))
+        ));
+        let info = rt.checkpoint(&a).await.unwrap();
+        assert_eq!(info.size_bytes, 256 << 20);
+        assert_eq!(rt.capacity().await.unwrap().free_mib, 16 * 1024);
+        assert!(matches!(
+            rt.checkpoint(&a).await,
+            Err(RuntimeError::NotRunning(_))
+        ));
+        assert!(matches!(
+            rt.read_file(&a, "/f").await,
+            Err(RuntimeError::NotRunning(_))
+        ));
+        assert_eq!(rt.state(&a), Some(RuntimeState::Checkpointed));
+
+        let b = SandboxId::generate();
+        let mut s = spec(&b);
+        s.disk_mib = 1;
+        let fork_ip = rt.fork(&a, &s, &[]).await.unwrap().ip;
+        assert_eq!(
+            rt.spec(&b).unwrap().disk_mib,
+            1024,
+            "a fork keeps the source's disk"
+        );
+        write(&rt, &b, "/f", b"fork").await;
+        assert_eq!(rt.state(&a), Some(RuntimeState::Checkpointed));
+
+        rt.fail_next_restore(RuntimeError::Unsupported("injected".into()));
+        assert!(rt.restore(&a, &[]).await.is_err());
+        assert_eq!(rt.state(&a), Some(RuntimeState::Checkpointed));
+        let ip = rt.restore(&a, &[]).await.unwrap().ip;
+        assert_ne!(ip, fork_ip);
+        let (_, mut body) = rt.read_file(&a, "/f").await.unwrap();
+        assert_eq!(
+            body.next().await.unwrap().unwrap(),
+            Bytes::from_static(b"source")
+        );
+        assert!(matches!(
+            rt.fork(&a, &spec(&SandboxId::generate()), &[]).await,
+            Err(RuntimeError::NotCheckpointed(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn disks_only_grow() {
+        let rt = MockRuntime::new();
+        let a = SandboxId::generate();
+        rt.create(&spec(&a)).await.unwrap();
+        rt.resize_disk(&a, 2048).await.unwrap();
+        assert!(matches!(
+            rt.resize_disk(&a, 1024).await,
+            Err(RuntimeError::DiskShrink {
+                current_mib: 2048,
+                ..
+            })
+        ));
+    }
+}
+
+/// Mounts keyed by their path inside the sandbox.
+fn by_path(mounts: &[BindMount]) -> BTreeMap<String, BindMount> {
+    mounts
+        .iter()
+        .map(|m| (m.container_path.clone(), m.clone()))
+        .collect()
 }

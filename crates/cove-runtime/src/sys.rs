@@ -26,10 +26,22 @@ impl CmdOutput {
 pub trait Sys: Send + Sync {
     /// Runs a command to completion with stdin closed, capturing its output.
     fn run(&self, program: &Path, args: &[OsString]) -> std::io::Result<CmdOutput>;
-    /// Runs a command whose descendants outlive it (`runc create`): every
-    /// stdio is `/dev/null`, so nothing the container holds is a pipe to us.
-    /// Returns the exit code.
-    fn run_detached(&self, program: &Path, args: &[OsString]) -> std::io::Result<i32>;
+    /// Runs a command whose descendants outlive it (`runc run -d`, `runc
+    /// restore -d`). Every stdio is a fresh pipe, because CRIU can only
+    /// checkpoint a container whose stdio are pipes (a host file or
+    /// `/dev/null` lies outside the container's mount namespace). This
+    /// process holds the other ends only until the command exits, then
+    /// reads what is buffered (runc's error message) without blocking and
+    /// closes them: the container is left with pipes nobody else holds (its
+    /// reads see EOF, its writes EPIPE), so it depends on no process of
+    /// ours and survives a `kill -9` of the server.
+    fn run_detached(&self, program: &Path, args: &[OsString]) -> std::io::Result<CmdOutput>;
+    /// `syncfs(2)` on the filesystem holding `path` (before a disk image is
+    /// copied or unmounted, so the file holds every write).
+    fn sync_fs(&self, path: &Path) -> std::io::Result<()>;
+    /// Re-reads the size of the backing file of loop device `dev`
+    /// (`LOOP_SET_CAPACITY`), after the file was grown.
+    fn loop_set_capacity(&self, dev: &Path) -> std::io::Result<()>;
     /// `mount(2)`.
     fn mount(&self, source: &str, target: &Path, fstype: &str, data: &str) -> std::io::Result<()>;
     /// `umount2(MNT_DETACH)`.
@@ -55,6 +67,8 @@ pub trait Sys: Send + Sync {
     /// Lazily detaches the mount at `target` inside the mount namespace of
     /// `pid`; nothing mounted there is success.
     fn eject_mount(&self, pid: u32, target: &str) -> std::io::Result<()>;
+    /// `kill(pid, SIGKILL)`; a process already gone is not an error.
+    fn kill(&self, pid: u32) -> std::io::Result<()>;
 }
 
 /// The real implementation.
@@ -88,14 +102,50 @@ impl Sys for RealSys {
         })
     }
 
-    fn run_detached(&self, program: &Path, args: &[OsString]) -> std::io::Result<i32> {
-        let status = Command::new(program)
+    fn run_detached(&self, program: &Path, args: &[OsString]) -> std::io::Result<CmdOutput> {
+        let mut child = Command::new(program)
             .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()?;
-        Ok(status.code().unwrap_or(-1))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        // Our ends stay open until the command exits: a Go program (runc)
+        // killed by SIGPIPE on its stderr would lose its error message.
+        let stdin = child.stdin.take();
+        let status = child.wait()?;
+        drop(stdin);
+        // The container holds the write ends forever: read what is there now, never until EOF.
+        let stdout = child
+            .stdout
+            .take()
+            .map(drain_nonblocking)
+            .unwrap_or_default();
+        let stderr = child
+            .stderr
+            .take()
+            .map(drain_nonblocking)
+            .unwrap_or_default();
+        Ok(CmdOutput {
+            code: status.code().unwrap_or(-1),
+            stdout,
+            stderr,
+        })
+    }
+
+    fn sync_fs(&self, path: &Path) -> std::io::Result<()> {
+        let dir = rustix::fs::open(
+            path,
+            rustix::fs::OFlags::RDONLY
+                | rustix::fs::OFlags::DIRECTORY
+                | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        )?;
+        rustix::fs::syncfs(&dir)?;
+        Ok(())
+    }
+
+    fn loop_set_capacity(&self, dev: &Path) -> std::io::Result<()> {
+        crate::loopdev::set_capacity(dev)
     }
 
     fn mount(&self, source: &str, target: &Path, fstype: &str, data: &str) -> std::io::Result<()> {
@@ -122,6 +172,37 @@ impl Sys for RealSys {
     fn chown(&self, path: &Path, uid: u32, gid: u32) -> std::io::Result<()> {
         std::os::unix::fs::lchown(path, Some(uid), Some(gid))
     }
+
+    fn kill(&self, pid: u32) -> std::io::Result<()> {
+        let Some(pid) = i32::try_from(pid)
+            .ok()
+            .and_then(rustix::process::Pid::from_raw)
+        else {
+            return Err(std::io::Error::other(format!("invalid pid {pid}")));
+        };
+        match rustix::process::kill_process(pid, rustix::process::Signal::KILL) {
+            Ok(()) | Err(rustix::io::Errno::SRCH) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// Reads what a pipe holds right now, without waiting for its writers.
+fn drain_nonblocking(pipe: impl std::io::Read + std::os::fd::AsFd) -> String {
+    let mut pipe = pipe;
+    if rustix::fs::fcntl_setfl(&pipe, rustix::fs::OFlags::NONBLOCK).is_err() {
+        return String::new();
+    }
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    // Bounded: a container writing without pause must not keep us here.
+    while out.len() < 64 * 1024 {
+        match pipe.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Records every call and succeeds (for unit tests of operation order).
@@ -162,9 +243,19 @@ impl Sys for RecordingSys {
         Ok(CmdOutput::default())
     }
 
-    fn run_detached(&self, program: &Path, args: &[OsString]) -> std::io::Result<i32> {
+    fn run_detached(&self, program: &Path, args: &[OsString]) -> std::io::Result<CmdOutput> {
         self.push(format!("detached {}", line(program, args)));
-        Ok(0)
+        Ok(CmdOutput::default())
+    }
+
+    fn sync_fs(&self, path: &Path) -> std::io::Result<()> {
+        self.push(format!("syncfs {}", path.display()));
+        Ok(())
+    }
+
+    fn loop_set_capacity(&self, dev: &Path) -> std::io::Result<()> {
+        self.push(format!("loop_set_capacity {}", dev.display()));
+        Ok(())
     }
 
     fn mount(&self, source: &str, target: &Path, fstype: &str, data: &str) -> std::io::Result<()> {
@@ -207,6 +298,11 @@ impl Sys for RecordingSys {
 
     fn eject_mount(&self, pid: u32, target: &str) -> std::io::Result<()> {
         self.push(format!("eject_mount {pid} {target}"));
+        Ok(())
+    }
+
+    fn kill(&self, pid: u32) -> std::io::Result<()> {
+        self.push(format!("kill -9 {pid}"));
         Ok(())
     }
 }

@@ -182,6 +182,13 @@ impl From<RuntimeError> for ServiceError {
                 message: format!("path {p:?} is a directory"),
             }),
             RuntimeError::NoSpace => Self::NoSpace,
+            // Pause/resume/fork are not wired yet; these keep the mapping
+            // exhaustive until they are: wrong state is 409, a shrink 422.
+            RuntimeError::NotCheckpointed(id) => Self::NotRunning { id },
+            e @ RuntimeError::DiskShrink { .. } => Self::Validation(ValidationError {
+                code: ErrorCode::ValidationFailed,
+                message: e.to_string(),
+            }),
             e @ RuntimeError::Failed { .. } => Self::Internal(e.to_string()),
             RuntimeError::AgentUnreachable { id, .. } => Self::AgentUnreachable { id },
             RuntimeError::Unsupported(what) => Self::NotImplemented(what),

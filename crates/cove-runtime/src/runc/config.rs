@@ -23,6 +23,9 @@ pub struct RuncConfig {
     pub agent_bin: PathBuf,
     /// The `runc` binary.
     pub runc_bin: PathBuf,
+    /// CRIU 4.x, passed to runc as `--criu` for checkpoint and restore
+    /// (Debian 12's 3.17 fails on this kernel; `scripts/lib/criu.sh` builds it).
+    pub criu_bin: PathBuf,
     /// Host bridge the sandboxes' veths join.
     pub bridge: String,
     /// Address range of the bridge; the first host address is the gateway.
@@ -52,7 +55,9 @@ impl RuncConfig {
     /// Defaults for a state dir: images from `COVE_IMAGES_DIR`, else
     /// `<state>/images` when it exists, else `/var/cache/cove/images`; the agent
     /// from `COVE_AGENT_BIN`, else `cove-agent` next to the running binary (or
-    /// its parent, for test and example binaries in `target/*/{deps,examples}`); bridge `cove0` on
+    /// its parent, for test and example binaries in `target/*/{deps,examples}`); CRIU from
+    /// `COVE_CRIU_BIN`, else `$COVE_CACHE_DIR/criu/bin/criu` (default cache
+    /// `/var/cache/cove`); bridge `cove0` on
     /// `10.88.0.0/16`; root mapped to host uid 100000 (65536 ids).
     pub fn for_state_dir(state_dir: &Path) -> RuncConfig {
         RuncConfig {
@@ -61,6 +66,7 @@ impl RuncConfig {
             lower_dir: state_dir.join("lower"),
             agent_bin: default_agent_bin(),
             runc_bin: PathBuf::from("runc"),
+            criu_bin: default_criu_bin(),
             bridge: "cove0".to_string(),
             subnet: Subnet::new(Ipv4Addr::new(10, 88, 0, 0), 16)
                 .unwrap_or_else(|_| unreachable!("16 is a valid prefix")),
@@ -86,6 +92,17 @@ fn default_images_dir(state_dir: &Path) -> PathBuf {
         return in_state;
     }
     PathBuf::from("/var/cache/cove/images")
+}
+
+fn default_criu_bin() -> PathBuf {
+    if let Some(bin) = std::env::var_os("COVE_CRIU_BIN").filter(|d| !d.is_empty()) {
+        return PathBuf::from(bin);
+    }
+    let cache = std::env::var_os("COVE_CACHE_DIR")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/var/cache/cove"));
+    cache.join("criu/bin/criu")
 }
 
 fn default_agent_bin() -> PathBuf {

@@ -10,14 +10,16 @@ use std::path::Path;
 use super::layout::SandboxPaths;
 use super::record::{Phase, SandboxRecord};
 use super::spec::{self, SpecInputs};
-use super::{disk, Inner};
-use crate::{RuntimeError, SandboxSpec};
+use super::{criu, disk, Inner};
+use crate::{BindMount, RuntimeError, SandboxSpec};
 
-/// Builds the bundle of `spec` on `lower`; returns its record (phase `creating`).
+/// Builds the bundle of `spec` on `lower`, with `mounts` declared as binds;
+/// returns its record (phase `creating`).
 pub fn prepare(
     inner: &Inner,
     spec: &SandboxSpec,
     lower: &Path,
+    mounts: &[BindMount],
 ) -> Result<SandboxRecord, RuntimeError> {
     let cfg = &inner.config;
     let paths = SandboxPaths::new(&cfg.state_dir, &spec.id);
@@ -57,24 +59,54 @@ pub fn prepare(
     )?;
     disk::mount_overlay(inner.sys.as_ref(), &paths, lower)?;
 
-    let run = paths.run_dir();
-    std::fs::create_dir(&run)?;
-    inner.sys.chown(&run, cfg.uid_base, cfg.uid_base)?;
-    std::fs::set_permissions(&run, std::fs::Permissions::from_mode(0o700))?;
+    make_run_dir(inner, &paths)?;
     write_etc(&paths, &spec.hostname, ip, &cfg.dns)?;
+    write_config(inner, spec, &paths, mounts, "create")?;
+    Ok(rec)
+}
 
+/// The agent's socket dir, owned by the sandbox's root.
+pub fn make_run_dir(inner: &Inner, paths: &SandboxPaths) -> Result<(), RuntimeError> {
+    let run = paths.run_dir();
+    std::fs::create_dir_all(&run)?;
+    inner
+        .sys
+        .chown(&run, inner.config.uid_base, inner.config.uid_base)?;
+    std::fs::set_permissions(&run, std::fs::Permissions::from_mode(0o700))?;
+    Ok(())
+}
+
+/// Writes `config.json` (and the `criu.conf` it names) for `spec` with
+/// `mounts` declared; atomically, so a crash never leaves half a config.
+pub fn write_config(
+    inner: &Inner,
+    spec: &SandboxSpec,
+    paths: &SandboxPaths,
+    mounts: &[BindMount],
+    op: &'static str,
+) -> Result<(), RuntimeError> {
+    let cfg = &inner.config;
+    let fail = |message: String| RuntimeError::Failed {
+        id: spec.id.clone(),
+        op,
+        message,
+    };
+    criu::write_conf(paths)?;
     let config = spec::build(&SpecInputs {
         spec,
-        paths: &paths,
+        paths,
         agent_bin: &cfg.agent_bin,
         uid_base: cfg.uid_base,
         uid_count: cfg.uid_count,
         cgroup_parent: &cfg.cgroup_parent,
+        mounts,
     })
-    .map_err(|e| failed(spec, format!("building config.json: {e}")))?;
-    let bytes = serde_json::to_vec_pretty(&config).map_err(|e| failed(spec, e.to_string()))?;
-    std::fs::write(paths.config(), bytes)?;
-    Ok(rec)
+    .map_err(|e| fail(format!("building config.json: {e}")))?;
+    let bytes = serde_json::to_vec_pretty(&config).map_err(|e| fail(e.to_string()))?;
+    let tmp = paths.config().with_extension("json.tmp");
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, paths.config())?;
+    Ok(())
 }
 
 fn failed(spec: &SandboxSpec, message: String) -> RuntimeError {
@@ -87,7 +119,7 @@ fn failed(spec: &SandboxSpec, message: String) -> RuntimeError {
 
 /// `/etc/hosts` (the sandbox's own name and address) and `/etc/resolv.conf`
 /// (the configured servers, else the host's non-loopback ones).
-fn write_etc(
+pub fn write_etc(
     paths: &SandboxPaths,
     hostname: &str,
     ip: Ipv4Addr,

@@ -52,7 +52,7 @@ fn fail(id: &SandboxId, message: String) -> RuntimeError {
     }
 }
 
-fn remove_container(
+pub fn remove_container(
     inner: &Inner,
     paths: &SandboxPaths,
     id: &SandboxId,
@@ -67,27 +67,66 @@ fn remove_container(
         return Ok(());
     }
     let runc = &inner.config.runc_bin;
+    let runc_dir = inner.config.state_dir.join("runc").join(id.as_str());
+    // A `runc restore` killed half-way leaves the sandbox's root bound at
+    // `<runc>/<id>/criu-root`; `runc delete -f` would then remove that
+    // directory recursively, through the bind, emptying the sandbox's
+    // root. Unmount first.
+    for m in disk::mounts_under(&runc_dir)?.into_iter().rev() {
+        inner.sys.umount(&m)?;
+    }
     // SIGKILL first: `delete -f` alone polls for the process to go.
     let kill: Vec<OsString> = vec!["kill".into(), id.as_str().into(), "KILL".into()];
     let _ = inner.sys.run(runc, &inner.runc_args(paths, kill));
     let del: Vec<OsString> = vec!["delete".into(), "-f".into(), id.as_str().into()];
     let out = inner.sys.run(runc, &inner.runc_args(paths, del))?;
-    if !out.success()
-        && inner
-            .config
-            .state_dir
-            .join("runc")
-            .join(id.as_str())
-            .exists()
-    {
+    if !runc_dir.exists() {
+        return Ok(());
+    }
+    if runc_dir.join("state.json").exists() {
+        if out.success() {
+            return Ok(());
+        }
         return Err(fail(id, format!("runc delete: {}", out.stderr.trim())));
+    }
+    // runc was killed (a crash) before it recorded the container, so it
+    // cannot load it to delete it (`delete -f` then tries to remove the
+    // directory and says nothing when that fails): kill what is in the
+    // sandbox's cgroups (a half-restored tree) and drop runc's unfinished
+    // directory (nothing is mounted below it any more, see above).
+    kill_cgroup_members(inner, id)?;
+    if disk::mounts_under(&runc_dir)?.is_empty() {
+        std::fs::remove_dir_all(&runc_dir)?;
+    }
+    Ok(())
+}
+
+/// SIGKILLs every process in the sandbox's cgroups, in every hierarchy.
+fn kill_cgroup_members(inner: &Inner, id: &SandboxId) -> Result<(), RuntimeError> {
+    let Ok(entries) = std::fs::read_dir("/sys/fs/cgroup") else {
+        return Ok(());
+    };
+    for e in entries.flatten() {
+        let procs = e
+            .path()
+            .join(&inner.config.cgroup_parent)
+            .join(id.as_str())
+            .join("cgroup.procs");
+        let Ok(list) = std::fs::read_to_string(&procs) else {
+            continue;
+        };
+        for pid in list.lines().filter_map(|l| l.trim().parse::<u32>().ok()) {
+            if let Err(err) = inner.sys.kill(pid) {
+                tracing::warn!(sandbox_id = %id, pid, error = %err, "killing a leftover process failed");
+            }
+        }
     }
     Ok(())
 }
 
 /// Removes `<hierarchy>/<parent>/<id>` in every cgroup v1 hierarchy (and
 /// the unified one) that runc left behind.
-fn remove_cgroups(parent: &str, id: &SandboxId) -> Result<(), RuntimeError> {
+pub fn remove_cgroups(parent: &str, id: &SandboxId) -> Result<(), RuntimeError> {
     let Ok(entries) = std::fs::read_dir("/sys/fs/cgroup") else {
         return Ok(());
     };

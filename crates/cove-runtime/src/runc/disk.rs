@@ -61,6 +61,118 @@ pub fn mount_overlay(
     Ok(())
 }
 
+/// Mounts an existing disk image and the overlay on it again (restore
+/// after a checkpoint unmounted them, or after a host reboot). What is
+/// already mounted is kept.
+pub fn remount(sys: &dyn Sys, paths: &SandboxPaths, lower: &Path) -> Result<(), RuntimeError> {
+    let mounted = mounts_under(&paths.dir)?;
+    if !mounted.contains(&paths.disk_mnt()) {
+        attach_and_mount(sys, paths)?;
+    }
+    if !mounted.contains(&paths.rootfs()) {
+        mount_overlay(sys, paths, lower)?;
+    }
+    Ok(())
+}
+
+fn attach_and_mount(sys: &dyn Sys, paths: &SandboxPaths) -> Result<(), RuntimeError> {
+    let mnt = paths.disk_mnt();
+    std::fs::create_dir_all(&mnt)?;
+    let (dev, keep) = sys.loop_attach(&paths.disk_img())?;
+    sys.mount(&dev.to_string_lossy(), &mnt, "ext4", "")?;
+    drop(keep);
+    Ok(())
+}
+
+/// Flushes the disk and unmounts the overlay and the disk (which frees the
+/// loop device), keeping the image: afterwards `disk.img` holds every write
+/// and can be copied. Idempotent.
+pub fn unmount(sys: &dyn Sys, paths: &SandboxPaths) -> Result<(), RuntimeError> {
+    let mounted = mounts_under(&paths.dir)?;
+    if mounted.contains(&paths.disk_mnt()) {
+        sys.sync_fs(&paths.disk_mnt())?;
+    }
+    for m in mounted.into_iter().rev() {
+        sys.umount(&m)
+            .map_err(|e| io(format!("unmounting {} failed: {e}", m.display())))?;
+    }
+    Ok(())
+}
+
+/// Grows the disk image to `mib` and its ext4: online (`resize2fs` on the
+/// mounted filesystem, which needs CAP_SYS_RESOURCE) when the sandbox runs,
+/// offline (`e2fsck -f`, then `resize2fs` on the image) when its disk is
+/// unmounted (checkpointed).
+pub fn grow(sys: &dyn Sys, paths: &SandboxPaths, mib: u64) -> Result<(), RuntimeError> {
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(paths.disk_img())?;
+    // A larger file than the filesystem is harmless (the rest is a hole),
+    // so a failed resize below leaves nothing to undo.
+    if f.metadata()?.len() < mib * 1024 * 1024 {
+        f.set_len(mib * 1024 * 1024)?;
+    }
+    drop(f);
+    match mount_source(&paths.disk_mnt())? {
+        Some(dev) => grow_online(sys, &dev),
+        None => grow_offline(sys, &paths.disk_img()),
+    }
+}
+
+fn grow_online(sys: &dyn Sys, dev: &str) -> Result<(), RuntimeError> {
+    sys.loop_set_capacity(Path::new(dev))?;
+    let out = sys.run(Path::new("resize2fs"), &[dev.into()])?;
+    if out.success() {
+        return Ok(());
+    }
+    if out.stderr.contains("Permission denied") {
+        // The kernel's online resize asks for CAP_SYS_RESOURCE, which some
+        // hosts (containers, restricted VMs) do not give even to root.
+        return Err(RuntimeError::Unsupported(
+            "growing a running sandbox's disk needs CAP_SYS_RESOURCE, which this host's root lacks; pause the sandbox and grow it then".into(),
+        ));
+    }
+    Err(io(format!("resize2fs {dev} failed: {}", out.stderr.trim())))
+}
+
+fn grow_offline(sys: &dyn Sys, img: &Path) -> Result<(), RuntimeError> {
+    // resize2fs refuses an unmounted filesystem that was not checked since
+    // its last mount. Exit 1 means "errors corrected".
+    let out = sys.run(Path::new("e2fsck"), &["-f".into(), "-p".into(), img.into()])?;
+    if out.code > 1 {
+        return Err(io(format!(
+            "e2fsck {} failed ({}): {}",
+            img.display(),
+            out.code,
+            out.stderr.trim()
+        )));
+    }
+    let out = sys.run(Path::new("resize2fs"), &[img.into()])?;
+    if !out.success() {
+        return Err(io(format!(
+            "resize2fs {} failed: {}",
+            img.display(),
+            out.stderr.trim()
+        )));
+    }
+    Ok(())
+}
+
+/// The source (device) of the mount at `target`, from mountinfo.
+fn mount_source(target: &Path) -> Result<Option<String>, RuntimeError> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo")?;
+    Ok(info.lines().find_map(|l| {
+        let mut fields = l.split(' ');
+        let point = fields.nth(4)?;
+        if Path::new(&unescape(point)) != target {
+            return None;
+        }
+        // After the optional fields: "- fstype source options".
+        let rest = l.split(" - ").nth(1)?;
+        rest.split(' ').nth(1).map(unescape)
+    }))
+}
+
 /// Unmounts the overlay and the disk (which frees the loop device) and
 /// removes the image. Idempotent: what is not mounted is skipped.
 pub fn teardown(sys: &dyn Sys, paths: &SandboxPaths) -> Result<(), RuntimeError> {

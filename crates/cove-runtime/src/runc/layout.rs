@@ -9,6 +9,10 @@
 //!                       disk/          its mount: upper/ and work/
 //!                       run/           agent dir, bound at /.cove/run (agent.sock)
 //!                       etc/           hosts, resolv.conf bound read-only
+//!                       criu.conf      CRIU options (nftables network lock), named in config.json
+//!                       checkpoint/    complete CRIU images (renamed from checkpoint.tmp/)
+//!                       criu-work/     logs of the last restore
+//!                       dump-failed.log  CRIU's log of the last failed dump
 //! <state>/runc/                        runc --root
 //! <lower_dir>/<image>@<uid>/rootfs    base image shifted to the uid range (default <state>/lower)
 //! <state>/net/<bridge>/leases/<ip>     address leases
@@ -65,6 +69,20 @@ impl SandboxPaths {
     }
     pub fn runc_log(&self) -> PathBuf {
         self.dir.join("runc.log")
+    }
+    pub fn criu_conf(&self) -> PathBuf {
+        self.dir.join("criu.conf")
+    }
+    /// The complete checkpoint; it exists only once a dump finished.
+    pub fn checkpoint(&self) -> PathBuf {
+        self.dir.join("checkpoint")
+    }
+    /// Where a dump is written before it is complete.
+    pub fn checkpoint_tmp(&self) -> PathBuf {
+        self.dir.join("checkpoint.tmp")
+    }
+    pub fn criu_work(&self) -> PathBuf {
+        self.dir.join("criu-work")
     }
 }
 

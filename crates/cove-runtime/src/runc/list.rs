@@ -1,8 +1,11 @@
 //! `list`: every sandbox (or leftover) under the state dir, with what the
 //! machine says of it. One `runc list` gives every container's status; a
-//! running container whose agent answers `health` is `Running`; a record
-//! still `creating` or `destroying`, or a dir without a container, is
-//! `Partial` (for the reconciler to destroy); the rest is `Stopped`.
+//! running container whose agent answers `health` is `Running`; a sandbox
+//! without a container but with a complete checkpoint is `Checkpointed`
+//! (also when a crash stopped its checkpoint or restore half-way: the
+//! checkpoint is intact); a record still `creating`, `forking` or
+//! `destroying`, or a dir without a container, is `Partial` (for the
+//! reconciler to destroy); the rest is `Stopped`.
 
 use std::collections::HashMap;
 use std::ffi::OsString;
@@ -42,6 +45,26 @@ pub fn runc_statuses(inner: &Inner) -> Result<HashMap<String, String>, RuntimeEr
     Ok(map)
 }
 
+/// What the record, runc and the state dir say, before asking the agent.
+#[derive(Debug, PartialEq, Eq)]
+enum Seen {
+    /// The container runs: `Running` if its agent answers, else `Stopped`.
+    AskAgent,
+    State(RuntimeState),
+}
+
+fn seen(phase: Option<Phase>, status: Option<&str>, has_checkpoint: bool) -> Seen {
+    use Phase::*;
+    match (phase, status) {
+        (Some(Running | Checkpointing | Restoring), Some("running")) => Seen::AskAgent,
+        (Some(Checkpointed | Checkpointing | Restoring), None) if has_checkpoint => {
+            Seen::State(RuntimeState::Checkpointed)
+        }
+        (Some(Running | Checkpointing | Restoring), Some(_)) => Seen::State(RuntimeState::Stopped),
+        _ => Seen::State(RuntimeState::Partial),
+    }
+}
+
 pub async fn list(inner: &std::sync::Arc<Inner>) -> Result<Vec<RuntimeSandbox>, RuntimeError> {
     let statuses = {
         let inner = inner.clone();
@@ -63,8 +86,9 @@ pub async fn list(inner: &std::sync::Arc<Inner>) -> Result<Vec<RuntimeSandbox>, 
         let paths = SandboxPaths::new(&inner.config.state_dir, &id);
         let rec = SandboxRecord::load(&paths.record());
         let status = statuses.get(id.as_str()).map(String::as_str);
-        let state = match (rec.as_ref().map(|r| r.phase), status) {
-            (Some(Phase::Running), Some("running")) => {
+        let has_checkpoint = paths.checkpoint().is_dir();
+        let state = match seen(rec.as_ref().map(|r| r.phase), status, has_checkpoint) {
+            Seen::AskAgent => {
                 let healthy = tokio::time::timeout(Duration::from_secs(2), async {
                     inner.agent(&id)?.health().await
                 })
@@ -75,8 +99,7 @@ pub async fn list(inner: &std::sync::Arc<Inner>) -> Result<Vec<RuntimeSandbox>, 
                     RuntimeState::Stopped
                 }
             }
-            (Some(Phase::Running), Some(_)) => RuntimeState::Stopped,
-            _ => RuntimeState::Partial,
+            Seen::State(s) => s,
         };
         out.push(RuntimeSandbox {
             id,
@@ -97,4 +120,35 @@ pub async fn list(inner: &std::sync::Arc<Inner>) -> Result<Vec<RuntimeSandbox>, 
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_checkpointed_sandbox_is_not_a_leftover() {
+        let c = Seen::State(RuntimeState::Checkpointed);
+        assert_eq!(seen(Some(Phase::Checkpointed), None, true), c);
+        // A crash during the dump's rename or the restore: the checkpoint is intact.
+        assert_eq!(seen(Some(Phase::Checkpointing), None, true), c);
+        assert_eq!(seen(Some(Phase::Restoring), None, true), c);
+        // A checkpointed record whose images are gone is a leftover.
+        assert_eq!(
+            seen(Some(Phase::Checkpointed), None, false),
+            Seen::State(RuntimeState::Partial)
+        );
+        assert_eq!(
+            seen(Some(Phase::Forking), Some("running"), false),
+            Seen::State(RuntimeState::Partial)
+        );
+        assert_eq!(
+            seen(Some(Phase::Running), Some("running"), false),
+            Seen::AskAgent
+        );
+        assert_eq!(
+            seen(Some(Phase::Running), Some("stopped"), false),
+            Seen::State(RuntimeState::Stopped)
+        );
+    }
 }

@@ -2,7 +2,9 @@
 //! bundle under `<state>/sandboxes/<id>/` run by Debian's `runc` with
 //! `--root <state>/runc`, with `cove-agent` as its PID 1. One lifecycle
 //! operation per file (`create.rs`, `start.rs`, `destroy.rs`, `exec.rs`,
-//! `files.rs`, `list.rs`, `capacity.rs`); system calls and external commands
+//! `files.rs`, `list.rs`, `capacity.rs`, `checkpoint.rs`, `restore.rs`,
+//! `fork.rs`, `resize.rs`; `recover.rs` finishes what a crash interrupted);
+//! system calls and external commands
 //! go through the [`Sys`](crate::sys::Sys) trait, passed in.
 //!
 //! Nothing about a sandbox lives only in memory: its record, bundle, runc
@@ -12,18 +14,24 @@
 
 mod attach_mount;
 mod capacity;
+mod checkpoint;
 mod config;
 mod create;
+mod criu;
 mod destroy;
 mod detach_mount;
 mod disk;
 mod exec;
 mod files;
+mod fork;
 mod image;
 mod layout;
 mod list;
 mod pool;
 mod record;
+mod recover;
+mod resize;
+mod restore;
 mod spec;
 mod start;
 
@@ -45,8 +53,8 @@ use self::record::Phase;
 use crate::agent_client::AgentClient;
 use crate::sys::{RealSys, Sys};
 use crate::{
-    BindMount, ByteStream, CreatedSandbox, ExecEventStream, ExecOutput, ExecSpec, HostCapacity,
-    Runtime, RuntimeError, RuntimeSandbox, SandboxSpec,
+    BindMount, ByteStream, CheckpointInfo, CreatedSandbox, ExecEventStream, ExecOutput, ExecSpec,
+    HostCapacity, Runtime, RuntimeError, RuntimeSandbox, SandboxSpec,
 };
 
 /// Sandboxes as `runc` containers. Cheap to clone; clones share state.
@@ -128,6 +136,9 @@ impl RuncRuntime {
                 })?;
         }
         let rt = RuncRuntime { inner };
+        // Finish or roll back checkpoints and restores a crash interrupted,
+        // before anyone lists or uses the sandboxes.
+        rt.blocking(recover::recover_all).await?;
         // Warm the default image so the first create does not pay for the copy.
         let default = rt.inner.config.default_image.clone();
         if image::available(&rt.inner.config.images_dir).contains(&default) {
@@ -139,6 +150,15 @@ impl RuncRuntime {
     /// The configuration in use.
     pub fn config(&self) -> &RuncConfig {
         &self.inner.config
+    }
+
+    /// The catalog name of a record's image (empty means the default).
+    fn image_of(&self, image: &str) -> String {
+        if image.is_empty() {
+            self.inner.config.default_image.clone()
+        } else {
+            image.to_string()
+        }
     }
 
     async fn lower(&self, catalog: &str) -> Result<PathBuf, RuntimeError> {
@@ -180,6 +200,33 @@ fn join_err(e: tokio::task::JoinError) -> RuntimeError {
 }
 
 impl Inner {
+    /// An `Inner` over recording seams, for unit tests of one operation.
+    #[cfg(test)]
+    pub(crate) fn for_tests(
+        config: RuncConfig,
+        sys: Arc<dyn Sys>,
+        net_sys: Arc<dyn NetSys>,
+    ) -> Inner {
+        let net = Network::new(
+            NetConfig {
+                bridge: config.bridge.clone(),
+                subnet: config.subnet,
+                veth_prefix: config.veth_prefix.clone(),
+                nat: false,
+                leases_dir: layout::leases_dir(&config.state_dir, &config.bridge),
+            },
+            net_sys,
+        );
+        Inner {
+            pool: Arc::new(pool::DiskPool::new(config.state_dir.join("pool"), 0)),
+            config,
+            sys,
+            net,
+            agents: Mutex::new(HashMap::new()),
+            lower_lock: tokio::sync::Mutex::new(HashMap::new()),
+        }
+    }
+
     /// runc's global flags for one sandbox, then `rest`.
     fn runc_args(&self, paths: &SandboxPaths, rest: Vec<OsString>) -> Vec<OsString> {
         let mut args: Vec<OsString> = vec![
@@ -244,15 +291,17 @@ impl Inner {
     }
 }
 
-#[async_trait]
-impl Runtime for RuncRuntime {
-    async fn create(&self, spec: &SandboxSpec) -> Result<CreatedSandbox, RuntimeError> {
+impl RuncRuntime {
+    /// [`Runtime::create`] with host directories declared as binds in the
+    /// OCI config (a checkpoint then treats them as external mounts, open
+    /// files included). `Runtime::create` passes `spec.mounts`.
+    pub async fn create_with_mounts(
+        &self,
+        spec: &SandboxSpec,
+        mounts: &[BindMount],
+    ) -> Result<CreatedSandbox, RuntimeError> {
         let t0 = Instant::now();
-        let catalog = if spec.rootfs.is_empty() {
-            self.inner.config.default_image.clone()
-        } else {
-            spec.rootfs.clone()
-        };
+        let catalog = self.image_of(&spec.rootfs);
         let lower = self.lower(&catalog).await?;
         let paths = SandboxPaths::new(&self.inner.config.state_dir, &spec.id);
         if paths.dir.exists() {
@@ -263,10 +312,11 @@ impl Runtime for RuncRuntime {
             });
         }
         let s = spec.clone();
+        let m = mounts.to_vec();
         let started = self
             .blocking(move |inner| {
                 let t1 = Instant::now();
-                let mut rec = create::prepare(inner, &s, &lower)?;
+                let mut rec = create::prepare(inner, &s, &lower, &m)?;
                 let t2 = Instant::now();
                 start::run_container(inner, &s, &mut rec)?;
                 tracing::debug!(
@@ -326,6 +376,45 @@ impl Runtime for RuncRuntime {
                 Err(e)
             }
         }
+    }
+}
+
+#[async_trait]
+impl Runtime for RuncRuntime {
+    async fn create(&self, spec: &SandboxSpec) -> Result<CreatedSandbox, RuntimeError> {
+        self.create_with_mounts(spec, &spec.mounts).await
+    }
+
+    async fn checkpoint(&self, id: &SandboxId) -> Result<CheckpointInfo, RuntimeError> {
+        // The runtime's own connections to the agent would be unix sockets
+        // with a peer outside the sandbox, which CRIU cannot dump.
+        self.inner.forget_agent(id);
+        let id = id.clone();
+        self.blocking(move |inner| checkpoint::checkpoint(inner, &id))
+            .await
+    }
+
+    async fn restore(
+        &self,
+        id: &SandboxId,
+        mounts: &[BindMount],
+    ) -> Result<CreatedSandbox, RuntimeError> {
+        restore::restore(self, id, mounts).await
+    }
+
+    async fn fork(
+        &self,
+        source: &SandboxId,
+        new: &SandboxSpec,
+        mounts: &[BindMount],
+    ) -> Result<CreatedSandbox, RuntimeError> {
+        fork::fork(self, source, new, mounts).await
+    }
+
+    async fn resize_disk(&self, id: &SandboxId, disk_mib: u64) -> Result<(), RuntimeError> {
+        let id = id.clone();
+        self.blocking(move |inner| resize::resize_disk(inner, &id, disk_mib))
+            .await
     }
 
     async fn destroy(&self, id: &SandboxId) -> Result<(), RuntimeError> {

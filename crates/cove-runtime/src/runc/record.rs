@@ -13,6 +13,14 @@ use serde::{Deserialize, Serialize};
 pub enum Phase {
     Creating,
     Running,
+    /// A dump is under way (the container may still run).
+    Checkpointing,
+    /// `checkpoint/` is complete and the container is gone.
+    Checkpointed,
+    /// A restore from `checkpoint/` is under way.
+    Restoring,
+    /// A fork is building this sandbox from another's checkpoint.
+    Forking,
     Destroying,
 }
 
@@ -42,5 +50,22 @@ impl SandboxRecord {
     pub fn load(path: &Path) -> Option<SandboxRecord> {
         let bytes = std::fs::read(path).ok()?;
         serde_json::from_slice(&bytes).ok()
+    }
+}
+
+#[cfg(test)]
+impl SandboxRecord {
+    /// A running sandbox's record with address `ip`.
+    pub fn for_tests(id: &cove_api::ids::SandboxId, ip: Option<Ipv4Addr>) -> SandboxRecord {
+        SandboxRecord {
+            id: id.to_string(),
+            hostname: "test".into(),
+            image: "devbox:1".into(),
+            ip,
+            host_veth: None,
+            mem_mib: 256,
+            disk_mib: 256,
+            phase: Phase::Running,
+        }
     }
 }

@@ -12,7 +12,7 @@
 use serde_json::{json, Value};
 
 use super::layout::SandboxPaths;
-use crate::SandboxSpec;
+use crate::{BindMount, SandboxSpec};
 
 const SECCOMP: &str = include_str!("../../generated/seccomp_x86_64.json");
 
@@ -62,6 +62,33 @@ pub struct SpecInputs<'a> {
     pub uid_base: u32,
     pub uid_count: u32,
     pub cgroup_parent: &'a str,
+    /// Host directories bound into the sandbox (disks). A checkpoint
+    /// treats every declared bind as an external mount.
+    pub mounts: &'a [BindMount],
+}
+
+/// Number of mount entries every sandbox has before its declared binds.
+pub const BASE_MOUNTS: usize = 11;
+
+/// Replaces the declared binds of a built config with `mounts`.
+pub fn replace_binds(config: &mut Value, mounts: &[BindMount]) {
+    if let Some(list) = config["mounts"].as_array_mut() {
+        list.truncate(BASE_MOUNTS);
+        list.extend(mounts.iter().map(bind_entry));
+    }
+}
+
+/// The OCI mount entry of one declared bind. `rbind` so a FUSE mount at
+/// the host path comes along; private propagation, so nothing mounted later
+/// under the host path reaches the sandbox (CRIU cannot dump that).
+pub fn bind_entry(m: &BindMount) -> Value {
+    let mode = if m.read_only { "ro" } else { "rw" };
+    json!({
+        "destination": m.container_path,
+        "type": "bind",
+        "source": m.host_path,
+        "options": ["rbind", mode, "nosuid", "nodev", "rprivate"]
+    })
 }
 
 /// CPU quota per 100 ms period: `cpu_quota_pct` of one CPU, else `vcpu` CPUs.
@@ -79,7 +106,7 @@ pub fn build(i: &SpecInputs<'_>) -> Result<Value, serde_json::Error> {
     let caps: Vec<&str> = CAPS.to_vec();
     let map = json!([{ "containerID": 0, "hostID": i.uid_base, "size": i.uid_count }]);
     let etc = i.paths.etc();
-    let mut config = json!({
+    let mut v = json!({
         "ociVersion": "1.0.2",
         "process": {
             "terminal": false,
@@ -122,25 +149,15 @@ pub fn build(i: &SpecInputs<'_>) -> Result<Value, serde_json::Error> {
             "seccomp": seccomp,
             "maskedPaths": MASKED,
             "readonlyPaths": READONLY
-        }
+        },
+        // runc hands this file to CRIU at checkpoint and restore (network
+        // lock through nftables: there is no iptables here).
+        "annotations": { "org.criu.config": i.paths.criu_conf() }
     });
-    if let Some(mounts) = config["mounts"].as_array_mut() {
-        mounts.extend(i.spec.mounts.iter().map(disk_bind));
+    if let Some(mounts) = v["mounts"].as_array_mut() {
+        mounts.extend(i.mounts.iter().map(bind_entry));
     }
-    Ok(config)
-}
-
-/// A disk's host mount bound in from the start. `nosuid` and `nodev` repeat
-/// the host mount's own flags: a bind into a user namespace cannot clear
-/// them (they are locked), and runc's remount would fail without them.
-fn disk_bind(m: &crate::BindMount) -> Value {
-    let mode = if m.read_only { "ro" } else { "rw" };
-    json!({
-        "destination": m.container_path,
-        "type": "bind",
-        "source": m.host_path,
-        "options": ["bind", mode, "nosuid", "nodev"]
-    })
+    Ok(v)
 }
 
 #[cfg(test)]
@@ -163,44 +180,6 @@ mod tests {
     }
 
     #[test]
-    fn disks_are_binds_with_the_host_mounts_locked_flags() {
-        let mut s = spec();
-        s.mounts = vec![
-            crate::BindMount {
-                host_path: "/state/mounts/a".into(),
-                container_path: "/data".into(),
-                read_only: false,
-            },
-            crate::BindMount {
-                host_path: "/state/mounts/b".into(),
-                container_path: "/ro".into(),
-                read_only: true,
-            },
-        ];
-        let paths = SandboxPaths {
-            dir: "/state/sandboxes/x".into(),
-        };
-        let v = build(&SpecInputs {
-            spec: &s,
-            paths: &paths,
-            agent_bin: std::path::Path::new("/usr/bin/cove-agent"),
-            uid_base: 100000,
-            uid_count: 65536,
-            cgroup_parent: "cove",
-        })
-        .unwrap();
-        let mounts = v["mounts"].as_array().unwrap();
-        let data = mounts.iter().find(|m| m["destination"] == "/data").unwrap();
-        assert_eq!(data["source"], "/state/mounts/a");
-        assert_eq!(
-            data["options"],
-            serde_json::json!(["bind", "rw", "nosuid", "nodev"])
-        );
-        let ro = mounts.iter().find(|m| m["destination"] == "/ro").unwrap();
-        assert_eq!(ro["options"][1], "ro");
-    }
-
-    #[test]
     fn config_is_hardened_and_limited() {
         let s = spec();
         let paths = SandboxPaths {
@@ -213,8 +192,21 @@ mod tests {
             uid_base: 100000,
             uid_count: 65536,
             cgroup_parent: "cove",
+            mounts: &[BindMount {
+                host_path: "/state/disks/d1".into(),
+                container_path: "/mnt/data".into(),
+                read_only: true,
+            }],
         })
         .unwrap();
+        assert_eq!(
+            v["annotations"]["org.criu.config"],
+            "/state/sandboxes/x/criu.conf"
+        );
+        let last = v["mounts"].as_array().unwrap().last().unwrap().clone();
+        assert_eq!(last["destination"], "/mnt/data");
+        assert_eq!(last["source"], "/state/disks/d1");
+        assert_eq!(last["options"][1], "ro");
         assert_eq!(v["hostname"], "brave-otter");
         assert_eq!(v["process"]["noNewPrivileges"], true);
         assert_eq!(v["linux"]["uidMappings"][0]["hostID"], 100000);
@@ -242,6 +234,42 @@ mod tests {
             .iter()
             .any(|p| p == "/proc/kcore"));
         assert_eq!(v["linux"]["cgroupsPath"], format!("/cove/{}", s.id));
+    }
+
+    #[test]
+    fn declared_binds_follow_the_base_mounts_and_are_replaced() {
+        let s = spec();
+        let paths = SandboxPaths {
+            dir: "/state/sandboxes/x".into(),
+        };
+        let mut v = build(&SpecInputs {
+            spec: &s,
+            paths: &paths,
+            agent_bin: std::path::Path::new("/usr/bin/cove-agent"),
+            uid_base: 100000,
+            uid_count: 65536,
+            cgroup_parent: "cove",
+            mounts: &[],
+        })
+        .unwrap();
+        assert_eq!(v["mounts"].as_array().unwrap().len(), BASE_MOUNTS);
+        let m = BindMount {
+            host_path: "/h".into(),
+            container_path: "/mnt/a".into(),
+            read_only: false,
+        };
+        replace_binds(&mut v, &[m.clone(), m]);
+        replace_binds(
+            &mut v,
+            &[BindMount {
+                host_path: "/h2".into(),
+                container_path: "/mnt/b".into(),
+                read_only: false,
+            }],
+        );
+        let list = v["mounts"].as_array().unwrap();
+        assert_eq!(list.len(), BASE_MOUNTS + 1);
+        assert_eq!(list[BASE_MOUNTS]["destination"], "/mnt/b");
     }
 
     #[test]

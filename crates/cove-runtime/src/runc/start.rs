@@ -1,6 +1,7 @@
 //! `start`: run the prepared bundle. `runc run -d` makes the container and
-//! its namespaces and execs the agent (stdio `/dev/null`: the server holds
-//! nothing the agent writes to, so the sandbox outlives the server); then
+//! its namespaces and execs the agent (stdio: pipes that the server closes
+//! once runc exits, so CRIU can checkpoint the container and the server holds
+//! nothing the sandbox depends on; see `Sys::run_detached`); then
 //! the sandbox's network namespace is named and wired to the bridge while
 //! the agent starts, and create returns once the agent answers on its
 //! socket. No command of the user runs before that, so none sees the
@@ -31,13 +32,13 @@ pub fn run_container(
         paths.pid_file().into(),
         id.into(),
     ];
-    let code = inner
+    let out = inner
         .sys
         .run_detached(&inner.config.runc_bin, &inner.runc_args(&paths, args))?;
-    if code != 0 {
+    if !out.success() {
         return Err(fail(
             spec,
-            format!("runc run exited {code}: {}", runc_log_tail(&paths)),
+            format!("runc run exited {}: {}", out.code, runc_log_tail(&paths)),
         ));
     }
     let pid: u32 = std::fs::read_to_string(paths.pid_file())

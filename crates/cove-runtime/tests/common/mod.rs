@@ -5,6 +5,8 @@
 //! parent dir, or env `COVE_AGENT_BIN`).
 #![allow(dead_code)]
 
+pub mod workload;
+
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -91,17 +93,7 @@ impl TestRuntime {
     }
 
     pub async fn sandbox_with(&self, tweak: impl FnOnce(&mut SandboxSpec)) -> Result<TestSandbox> {
-        let mut spec = SandboxSpec {
-            id: SandboxId::generate(),
-            hostname: "test-box".into(),
-            rootfs: "devbox:1".into(),
-            vcpu: 1,
-            cpu_quota_pct: None,
-            mem_mib: 256,
-            disk_mib: 256,
-            pids_limit: 128,
-            mounts: Vec::new(),
-        };
+        let mut spec = spec_for_tests();
         tweak(&mut spec);
         let created = self.rt.create(&spec).await.context("create")?;
         Ok(TestSandbox {
@@ -109,6 +101,21 @@ impl TestRuntime {
             id: spec.id,
             ip: created.ip,
         })
+    }
+}
+
+/// The spec of the tests' sandboxes: a new id, small limits.
+pub fn spec_for_tests() -> SandboxSpec {
+    SandboxSpec {
+        id: SandboxId::generate(),
+        hostname: "test-box".into(),
+        rootfs: "devbox:1".into(),
+        vcpu: 1,
+        cpu_quota_pct: None,
+        mem_mib: 256,
+        disk_mib: 256,
+        pids_limit: 128,
+        mounts: Vec::new(),
     }
 }
 

@@ -100,7 +100,9 @@ async fn reconcile_row(
             "sandbox is incomplete on its host"
         }
         (SandboxStatus::Running, None) => "sandbox vanished from its host",
-        // Pause, resume and fork do not exist yet; their rows are left as they are.
+        // Pause, resume and fork are not wired yet; their rows are left as
+        // they are, and so is a checkpointed sandbox (never torn down).
+        (SandboxStatus::Running, Some(RuntimeState::Checkpointed)) => return,
         (
             SandboxStatus::Pausing
             | SandboxStatus::Paused

@@ -1,0 +1,153 @@
+//! Crash recovery of checkpoint and restore, run when a runtime starts on a
+//! state dir. A `kill -9` of the server can stop either half-way; what the
+//! machine shows then decides, and no checkpoint is ever deleted while it
+//! is the only copy of the sandbox:
+//!
+//! | record | machine | outcome |
+//! |---|---|---|
+//! | `checkpointing` | container gone, `checkpoint/` or a finished `checkpoint.tmp/` | finish: rename, release, `checkpointed` |
+//! | `checkpointing` | container still there (frozen or not) | roll back: thaw, remove CRIU's network lock if a killed CRIU left it, plug the network again, drop `checkpoint.tmp/`, `running` |
+//! | `restoring` | container running | finish: plug the network again, `running`, drop `checkpoint/` |
+//! | `restoring` | no running container | roll back: remove what restore started, `checkpointed` |
+//!
+//! A half-made fork (`forking`) is not recovered: `list` reports it
+//! `Partial` and the reconciler destroys it (its source was only read).
+
+use std::ffi::OsString;
+
+use cove_api::ids::SandboxId;
+
+use super::layout::{sandboxes_dir, SandboxPaths};
+use super::record::{Phase, SandboxRecord};
+use super::{checkpoint, criu, list, restore, Inner};
+use crate::RuntimeError;
+
+/// Recovers every sandbox left checkpointing or restoring. Blocking.
+pub fn recover_all(inner: &Inner) -> Result<(), RuntimeError> {
+    let Ok(entries) = std::fs::read_dir(sandboxes_dir(&inner.config.state_dir)) else {
+        return Ok(());
+    };
+    let mut statuses = None;
+    for e in entries.flatten() {
+        let Some(id) = e.file_name().to_str().and_then(SandboxId::parse) else {
+            continue;
+        };
+        let paths = SandboxPaths::new(&inner.config.state_dir, &id);
+        let Some(mut rec) = SandboxRecord::load(&paths.record()) else {
+            continue;
+        };
+        if !matches!(rec.phase, Phase::Checkpointing | Phase::Restoring) {
+            continue;
+        }
+        if statuses.is_none() {
+            statuses = Some(list::runc_statuses(inner)?);
+        }
+        let status = statuses.as_ref().and_then(|s| s.get(id.as_str())).cloned();
+        let r = match rec.phase {
+            Phase::Checkpointing => recover_checkpoint(inner, &paths, &id, &mut rec, status),
+            _ => recover_restore(inner, &paths, &id, &mut rec, status),
+        };
+        match r {
+            Ok(()) => {
+                tracing::warn!(sandbox_id = %id, phase = ?rec.phase, "recovered an interrupted checkpoint/restore")
+            }
+            Err(e) => {
+                tracing::error!(sandbox_id = %id, error = %e, "recovering an interrupted checkpoint/restore failed")
+            }
+        }
+    }
+    Ok(())
+}
+
+fn recover_checkpoint(
+    inner: &Inner,
+    paths: &SandboxPaths,
+    id: &SandboxId,
+    rec: &mut SandboxRecord,
+    status: Option<String>,
+) -> Result<(), RuntimeError> {
+    if status.is_none() {
+        if !paths.checkpoint().is_dir() && criu::dump_finished(&paths.checkpoint_tmp()) {
+            std::fs::rename(paths.checkpoint_tmp(), paths.checkpoint())?;
+        }
+        if !paths.checkpoint().is_dir() {
+            // No container and no complete dump: nothing to recover from.
+            return Err(RuntimeError::Failed {
+                id: id.clone(),
+                op: "recover",
+                message: "container gone without a complete checkpoint".into(),
+            });
+        }
+        rec.phase = Phase::Checkpointed;
+        rec.save(&paths.record())?;
+        return checkpoint::release(inner, paths, id);
+    }
+    if status.as_deref() == Some("paused") {
+        let resume: Vec<OsString> = vec!["resume".into(), id.as_str().into()];
+        inner
+            .sys
+            .run(&inner.config.runc_bin, &inner.runc_args(paths, resume))?;
+    }
+    if let Some(pid) = checkpoint::init_pid(paths) {
+        criu::drop_network_lock(inner, pid)?;
+    }
+    replug(inner, paths, id, rec)?;
+    if paths.checkpoint_tmp().exists() {
+        std::fs::remove_dir_all(paths.checkpoint_tmp())?;
+    }
+    rec.phase = Phase::Running;
+    rec.save(&paths.record())?;
+    Ok(())
+}
+
+fn recover_restore(
+    inner: &Inner,
+    paths: &SandboxPaths,
+    id: &SandboxId,
+    rec: &mut SandboxRecord,
+    status: Option<String>,
+) -> Result<(), RuntimeError> {
+    if status.as_deref() != Some("running") {
+        restore::undo(inner, paths, id, rec);
+        return Ok(());
+    }
+    if let Some(pid) = checkpoint::init_pid(paths) {
+        criu::drop_network_lock(inner, pid)?;
+    }
+    replug(inner, paths, id, rec)?;
+    rec.phase = Phase::Running;
+    rec.save(&paths.record())?;
+    if paths.checkpoint().exists() {
+        std::fs::remove_dir_all(paths.checkpoint())?;
+    }
+    Ok(())
+}
+
+/// Plugs the network in again from scratch: a crash may have stopped the
+/// attach after the veth existed but before `lo`, the address or the route
+/// were set inside, so an existing veth proves nothing.
+fn replug(
+    inner: &Inner,
+    paths: &SandboxPaths,
+    id: &SandboxId,
+    rec: &mut SandboxRecord,
+) -> Result<(), RuntimeError> {
+    let (Some(ip), Some(pid)) = (rec.ip, checkpoint::init_pid(paths)) else {
+        return Err(RuntimeError::Failed {
+            id: id.clone(),
+            op: "recover",
+            message: "no address or pid to plug the network back".into(),
+        });
+    };
+    let _ = inner.net.unplug(&inner.net.attachment_of(id.as_str(), ip));
+    let att = inner
+        .net
+        .attach(id.as_str(), ip, pid)
+        .map_err(|e| RuntimeError::Failed {
+            id: id.clone(),
+            op: "recover",
+            message: format!("network: {e}"),
+        })?;
+    rec.host_veth = Some(att.host_veth);
+    Ok(())
+}
