@@ -54,6 +54,8 @@ pub enum ErrorCode {
     FlushFailed,
     /// The disk could not be mounted in the sandbox.
     MountFailed,
+    /// The checkpoint failed; the sandbox keeps running.
+    PauseFailed,
 }
 
 impl ErrorCode {
@@ -83,6 +85,7 @@ impl ErrorCode {
             Self::MountPathInUse => "mount_path_in_use",
             Self::FlushFailed => "flush_failed",
             Self::MountFailed => "mount_failed",
+            Self::PauseFailed => "pause_failed",
         }
     }
 }
@@ -117,6 +120,7 @@ mod tests {
             ErrorCode::MountPathInUse,
             ErrorCode::FlushFailed,
             ErrorCode::MountFailed,
+            ErrorCode::PauseFailed,
         ] {
             let json = serde_json::to_value(code).unwrap();
             assert_eq!(json, serde_json::Value::String(code.as_str().into()));

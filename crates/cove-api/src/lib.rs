@@ -11,6 +11,7 @@ pub mod disk;
 pub mod envelope;
 pub mod exec;
 pub mod ids;
+pub mod lifecycle;
 pub mod ndjson;
 pub mod sandbox;
 pub mod timestamp;

@@ -67,6 +67,10 @@ struct Inner {
     last_exec: Option<ExecSpec>,
     capacity_down: bool,
     fail_next_restore: Option<RuntimeError>,
+    /// Further restores that fail after `fail_next_restore` (a CRIU that
+    /// keeps failing).
+    restore_failures: u32,
+    fail_next_checkpoint: Option<RuntimeError>,
     last_mounts: Vec<BindMount>,
 }
 
@@ -123,6 +127,16 @@ impl MockRuntime {
     /// stays checkpointed (as after a real CRIU failure).
     pub fn fail_next_restore(&self, err: RuntimeError) {
         self.lock().fail_next_restore = Some(err);
+    }
+
+    /// Makes the next `n` restores or forks fail; the sandbox stays checkpointed.
+    pub fn fail_restores(&self, n: u32) {
+        self.lock().restore_failures = n;
+    }
+
+    /// Makes the next `checkpoint` fail with `err`; the sandbox keeps running.
+    pub fn fail_next_checkpoint(&self, err: RuntimeError) {
+        self.lock().fail_next_checkpoint = Some(err);
     }
 
     /// The binds passed to the last `restore` or `fork`.
@@ -341,6 +355,13 @@ impl Runtime for MockRuntime {
         if sb.state != RuntimeState::Running {
             return Err(RuntimeError::NotRunning(id.clone()));
         }
+        if let Some(err) = inner.fail_next_checkpoint.take() {
+            return Err(err);
+        }
+        let sb = inner
+            .sandboxes
+            .get_mut(id)
+            .ok_or_else(|| RuntimeError::NotFound(id.clone()))?;
         sb.state = RuntimeState::Checkpointed;
         sb.mounts.clear();
         // The memory image is about the sandbox's memory size.
@@ -366,6 +387,14 @@ impl Runtime for MockRuntime {
         }
         if let Some(err) = inner.fail_next_restore.take() {
             return Err(err);
+        }
+        if inner.restore_failures > 0 {
+            inner.restore_failures -= 1;
+            return Err(RuntimeError::Failed {
+                id: id.clone(),
+                op: "restore",
+                message: "criu restore failed (injected)".into(),
+            });
         }
         inner.last_mounts = mounts.to_vec();
         let sb = inner
@@ -404,6 +433,14 @@ impl Runtime for MockRuntime {
         let (files, dirs) = (src.files.clone(), src.dirs.clone());
         if let Some(err) = inner.fail_next_restore.take() {
             return Err(err);
+        }
+        if inner.restore_failures > 0 {
+            inner.restore_failures -= 1;
+            return Err(RuntimeError::Failed {
+                id: new.id.clone(),
+                op: "fork",
+                message: "criu restore failed (injected)".into(),
+            });
         }
         inner.last_mounts = mounts.to_vec();
         let ip = Self::next_ip(&mut inner);

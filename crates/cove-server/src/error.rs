@@ -57,6 +57,10 @@ pub enum ServiceError {
     /// A disk's bucket could not be reached, mounted or flushed.
     #[error("{0}")]
     Mount(#[from] MountError),
+    #[error("pause of {id} failed and it keeps running: {reason}")]
+    PauseFailed { id: SandboxId, reason: String },
+    #[error("resume of {id} failed: {reason}")]
+    ResumeFailed { id: SandboxId, reason: String },
     #[error("a disk named {0} already exists with another config")]
     DiskNameTaken(String),
     #[error("disk {0} is attached to a sandbox that is not destroyed; detach it first")]
@@ -119,6 +123,8 @@ impl ServiceError {
             },
             Self::NotImplemented(_) => server(StatusCode::NOT_IMPLEMENTED),
             Self::Mount(m) => mount_mapped(m),
+            Self::PauseFailed { .. } => client(StatusCode::CONFLICT, ErrorCode::PauseFailed),
+            Self::ResumeFailed { .. } => server(StatusCode::INTERNAL_SERVER_ERROR),
             Self::DiskNameTaken(_) => client(StatusCode::CONFLICT, ErrorCode::NameTaken),
             Self::DiskInUse(_) => client(StatusCode::CONFLICT, ErrorCode::DiskInUse),
             Self::MountPathInUse(_) => client(StatusCode::CONFLICT, ErrorCode::MountPathInUse),
@@ -131,6 +137,9 @@ impl ServiceError {
     fn public_message(&self) -> String {
         match self {
             Self::Internal(_) => "internal error".to_owned(),
+            Self::ResumeFailed { id, .. } => format!(
+                "resume of {id} failed; it is in status error: POST /v1/sandboxes/{id}/resume to retry"
+            ),
             Self::Mount(MountError::Host { .. }) => {
                 "mounting the disk on the host failed".to_owned()
             }

@@ -15,7 +15,7 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::TraceLayer;
 
 use crate::error::log_internal_errors;
-use crate::handlers::{catalog, disks, exec, files, sandboxes, system};
+use crate::handlers::{catalog, disks, exec, files, lifecycle, sandboxes, system};
 use crate::metrics::track_requests;
 use crate::state::AppState;
 
@@ -45,6 +45,20 @@ fn routes() -> Router<AppState> {
             get(sandboxes::sandboxes_get)
                 .patch(sandboxes::sandboxes_patch)
                 .delete(sandboxes::sandboxes_delete),
+        )
+        .route("/v1/sandboxes/{id}/pause", post(lifecycle::sandboxes_pause))
+        .route(
+            "/v1/sandboxes/{id}/resume",
+            post(lifecycle::sandboxes_resume),
+        )
+        .route("/v1/sandboxes/{id}/fork", post(lifecycle::sandboxes_fork))
+        .route(
+            "/v1/sandboxes/{id}/resize",
+            post(lifecycle::sandboxes_resize),
+        )
+        .route(
+            "/v1/sandboxes/{id}/ssh-pubkeys",
+            post(lifecycle::sandboxes_ssh_pubkeys),
         )
         .route("/v1/sandboxes/{id}/exec", post(exec::sandboxes_exec))
         .route(

@@ -17,6 +17,7 @@ use crate::services::catalog::CatalogService;
 use crate::services::disks::DiskService;
 use crate::services::exec::ExecService;
 use crate::services::files::FileService;
+use crate::services::lifecycle::LifecycleService;
 use crate::services::sandboxes::SandboxService;
 
 /// Server settings that handlers and services read.
@@ -102,6 +103,7 @@ pub struct AppState {
     pub catalog: CatalogService,
     pub disks: DiskService,
     pub attachments: AttachmentService,
+    pub lifecycle: LifecycleService,
 }
 
 impl AppState {
@@ -140,6 +142,13 @@ impl AppState {
             config.clone(),
         );
         let files = FileService::new(runtime.clone(), sandboxes.clone());
+        let lifecycle = LifecycleService::new(
+            store.clone(),
+            runtime.clone(),
+            sandboxes.clone(),
+            attachments.clone(),
+            inflight.clone(),
+        );
         Self {
             config,
             store,
@@ -153,6 +162,7 @@ impl AppState {
             catalog,
             disks,
             attachments,
+            lifecycle,
         }
     }
 }

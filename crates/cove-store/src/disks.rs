@@ -41,6 +41,9 @@ pub struct AttachmentRecord {
     pub mount_path: String,
     pub sub_path: Option<String>,
     pub read_only: bool,
+    /// Declared as a bind in the sandbox's OCI config (at create or
+    /// restore), not injected live: a checkpoint can carry it.
+    pub declared: bool,
     pub created_at: Timestamp,
 }
 
@@ -103,7 +106,7 @@ pub trait DiskStore: Send + Sync {
         sandbox: &SandboxId,
     ) -> Result<Vec<AttachmentRecord>, StoreError>;
 
-    /// Writes `sub_path` and `read_only` of the attachment at
+    /// Writes `sub_path`, `read_only` and `declared` of the attachment at
     /// (`a.sandbox_id`, `a.mount_path`); false when there is none.
     async fn update_attachment(&self, a: &AttachmentRecord) -> Result<bool, StoreError>;
 
@@ -157,6 +160,7 @@ macro_rules! impl_disk_store {
                     mount_path: row.try_get("mount_path")?,
                     sub_path: row.try_get("sub_path")?,
                     read_only: row.try_get("read_only")?,
+                    declared: row.try_get("declared")?,
                     created_at: Timestamp::from_micros(row.try_get("created_at")?),
                 })
             }
@@ -321,14 +325,15 @@ macro_rules! impl_disk_store {
 
                 async fn insert_attachment(&self, a: &AttachmentRecord) -> Result<(), StoreError> {
                     let res = sqlx::query(
-                        "INSERT INTO disk_attachments (sandbox_id, disk_id, mount_path, sub_path, read_only, created_at) \
-                         VALUES ($1, $2, $3, $4, $5, $6)",
+                        "INSERT INTO disk_attachments (sandbox_id, disk_id, mount_path, sub_path, read_only, declared, created_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7)",
                     )
                     .bind(a.sandbox_id.as_str())
                     .bind(a.disk_id.as_str())
                     .bind(&a.mount_path)
                     .bind(&a.sub_path)
                     .bind(a.read_only)
+                    .bind(a.declared)
                     .bind(a.created_at.as_micros())
                     .execute(&self.pool)
                     .await;
@@ -344,7 +349,7 @@ macro_rules! impl_disk_store {
                     sandbox: &SandboxId,
                 ) -> Result<Vec<AttachmentRecord>, StoreError> {
                     let rows = sqlx::query(
-                        "SELECT sandbox_id, disk_id, mount_path, sub_path, read_only, created_at \
+                        "SELECT sandbox_id, disk_id, mount_path, sub_path, read_only, declared, created_at \
                          FROM disk_attachments WHERE sandbox_id = $1 ORDER BY created_at, mount_path",
                     )
                     .bind(sandbox.as_str())
@@ -355,11 +360,12 @@ macro_rules! impl_disk_store {
 
                 async fn update_attachment(&self, a: &AttachmentRecord) -> Result<bool, StoreError> {
                     let done = sqlx::query(
-                        "UPDATE disk_attachments SET sub_path = $1, read_only = $2 \
-                         WHERE sandbox_id = $3 AND mount_path = $4",
+                        "UPDATE disk_attachments SET sub_path = $1, read_only = $2, declared = $3 \
+                         WHERE sandbox_id = $4 AND mount_path = $5",
                     )
                     .bind(&a.sub_path)
                     .bind(a.read_only)
+                    .bind(a.declared)
                     .bind(a.sandbox_id.as_str())
                     .bind(&a.mount_path)
                     .execute(&self.pool)

@@ -121,6 +121,7 @@ async fn attachments_round_trip_update_and_delete(s: Arc<dyn Store>) {
         mount_path: "/data".into(),
         sub_path: Some("p/q".into()),
         read_only: false,
+        declared: true,
         created_at: Timestamp::from_micros(1),
     };
     s.insert_attachment(&a).await.unwrap();
@@ -142,6 +143,7 @@ async fn attachments_round_trip_update_and_delete(s: Arc<dyn Store>) {
     );
     a.read_only = true;
     a.sub_path = None;
+    a.declared = false;
     assert!(s.update_attachment(&a).await.unwrap());
     assert_eq!(s.list_attachments(&sb.id).await.unwrap()[0], a);
     assert!(s.delete_attachment(&sb.id, "/data").await.unwrap());
@@ -161,6 +163,7 @@ async fn delete_is_refused_while_a_live_sandbox_uses_the_disk(s: Arc<dyn Store>)
         mount_path: "/data".into(),
         sub_path: None,
         read_only: false,
+        declared: false,
         created_at: Timestamp::now(),
     })
     .await

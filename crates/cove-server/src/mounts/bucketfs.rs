@@ -332,6 +332,10 @@ impl Mounter for BucketfsMounter {
         Ok(())
     }
 
+    fn host_path(&self, sandbox: &SandboxId, mount_path: &str) -> Option<PathBuf> {
+        self.get(sandbox, mount_path).map(|m| m.host_path.clone())
+    }
+
     fn rotate_credentials(&self, disk: &DiskId, credentials: Option<DiskSecret>) {
         let creds = credentials.as_ref().map(self::credentials);
         for m in self.active().values().filter(|m| &m.disk_id == disk) {

@@ -117,6 +117,13 @@ impl Mounter for MemoryMounter {
         Ok(())
     }
 
+    fn host_path(&self, sandbox: &SandboxId, mount_path: &str) -> Option<PathBuf> {
+        self.lock()
+            .mounts
+            .get(&(sandbox.clone(), mount_path.to_owned()))
+            .map(|m| m.host_path.clone())
+    }
+
     fn rotate_credentials(&self, disk: &DiskId, credentials: Option<DiskSecret>) {
         self.lock().rotations.push((disk.clone(), credentials));
     }

@@ -105,6 +105,9 @@ pub trait Mounter: Send + Sync + 'static {
     /// working; what they write later is uploaded when they close.
     async fn unmount(&self, sandbox: &SandboxId, mount_path: &str) -> Result<(), MountError>;
 
+    /// Where this process has the attachment mounted on the host, if it has.
+    fn host_path(&self, sandbox: &SandboxId, mount_path: &str) -> Option<PathBuf>;
+
     /// Signs every later request of this disk's mounts with new keys.
     fn rotate_credentials(&self, disk: &DiskId, credentials: Option<DiskSecret>);
 

@@ -173,7 +173,9 @@ impl AttachmentService {
         planned: &[PlannedAttachment],
     ) -> Result<(), ServiceError> {
         for p in planned {
-            self.store.insert_attachment(&record_of(sandbox, p)).await?;
+            self.store
+                .insert_attachment(&record_of(sandbox, p, true))
+                .await?;
         }
         Ok(())
     }
@@ -229,7 +231,11 @@ impl AttachmentService {
                 .await;
             return Err(e.into());
         }
-        if let Err(e) = self.store.insert_attachment(&record_of(&r.id, &p)).await {
+        if let Err(e) = self
+            .store
+            .insert_attachment(&record_of(&r.id, &p, false))
+            .await
+        {
             self.undo_live(&r.id, &p.mount_path).await;
             return Err(e.into());
         }
@@ -423,6 +429,8 @@ impl AttachmentService {
         let (r, busy) = self.running_and_marked(user, id).await?;
         let old = self.find(user, &r.id, disk, mount_path).await?;
         let mut new = old.clone();
+        // Mounted again live: a checkpoint must take it out first.
+        new.declared = false;
         if let Some(ro) = req.read_only {
             new.read_only = ro;
         }
@@ -492,13 +500,121 @@ impl AttachmentService {
     }
 }
 
-fn record_of(sandbox: &SandboxId, p: &PlannedAttachment) -> AttachmentRecord {
+/// The disks of a sandbox across a checkpoint (pause, resume, fork).
+///
+/// CRIU carries a mount declared as a bind in the OCI config (a file held
+/// open on it is reopened at restore); a mount injected live it cannot
+/// dump. So a pause flushes every disk, takes the live ones out, and after
+/// the checkpoint unmounts all of them on the host; a restore mounts them
+/// all on the host again and declares every one as a bind.
+impl AttachmentService {
+    /// Before a checkpoint: flush every disk (a failure changes nothing)
+    /// and take the live ones out of the sandbox. Returns what was taken
+    /// out, for [`Self::undo_prepare_pause`].
+    pub async fn prepare_pause(
+        &self,
+        sandbox: &SandboxId,
+    ) -> Result<Vec<AttachmentRecord>, ServiceError> {
+        let rows = self.store.list_attachments(sandbox).await?;
+        for a in &rows {
+            match self.mounter.flush(sandbox, &a.mount_path).await {
+                Ok(()) | Err(MountError::NotMounted) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let mut ejected = Vec::new();
+        for a in rows.into_iter().filter(|a| !a.declared) {
+            if let Err(e) = self.runtime.detach_mount(sandbox, &a.mount_path).await {
+                self.undo_prepare_pause(sandbox, &ejected).await;
+                return Err(e.into());
+            }
+            ejected.push(a);
+        }
+        Ok(ejected)
+    }
+
+    /// A failed checkpoint: the live disks go back in (same host mounts).
+    pub async fn undo_prepare_pause(&self, sandbox: &SandboxId, ejected: &[AttachmentRecord]) {
+        for a in ejected {
+            let Some(host_path) = self.mounter.host_path(sandbox, &a.mount_path) else {
+                continue;
+            };
+            let bind = BindMount {
+                host_path,
+                container_path: a.mount_path.clone(),
+                read_only: a.read_only,
+            };
+            if let Err(e) = self.runtime.attach_mount(sandbox, &bind, false).await {
+                tracing::error!(sandbox_id = %sandbox, mount_path = %a.mount_path, error = %e, "putting a disk back after a failed pause failed");
+            }
+        }
+    }
+
+    /// After a checkpoint: the host mounts go (nothing of the sandbox
+    /// remains on the host). What could not be uploaded stays staged.
+    pub async fn release_host_mounts(&self, sandbox: &SandboxId) -> Result<(), ServiceError> {
+        for a in self.store.list_attachments(sandbox).await? {
+            match self.mounter.unmount(sandbox, &a.mount_path).await {
+                Ok(()) | Err(MountError::NotMounted) => {}
+                Err(e) => {
+                    tracing::error!(sandbox_id = %sandbox, mount_path = %a.mount_path, error = %e, "a paused sandbox's disk kept data it could not upload")
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Before a restore of `sandbox` (or a fork of it as `target`): every
+    /// disk mounted on the host for `target`, as binds to declare.
+    pub async fn mount_for_restore(
+        &self,
+        sandbox: &SandboxId,
+        target: &SandboxId,
+        owner: &User,
+    ) -> Result<Vec<BindMount>, ServiceError> {
+        let mut planned = Vec::new();
+        for a in self.store.list_attachments(sandbox).await? {
+            planned.push(PlannedAttachment {
+                disk: self.disk(owner, a.disk_id.as_str()).await?,
+                mount_path: a.mount_path,
+                sub_path: a.sub_path,
+                read_only: a.read_only,
+            });
+        }
+        let binds = self.mount_on_host(target, &planned).await?;
+        if sandbox != target {
+            // A fork has the same disks at the same places, declared.
+            if let Err(e) = self.record(target, &planned).await {
+                self.unmount_quietly(target, binds.iter().map(|b| b.container_path.as_str()))
+                    .await;
+                return Err(e);
+            }
+        }
+        Ok(binds)
+    }
+
+    /// After a restore: every disk is a declared bind now.
+    pub async fn mark_declared(&self, sandbox: &SandboxId) -> Result<(), ServiceError> {
+        for mut a in self.store.list_attachments(sandbox).await? {
+            if !a.declared {
+                a.declared = true;
+                self.store.update_attachment(&a).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `declared`: bound through the OCI config (create, restore) rather than
+/// injected live.
+fn record_of(sandbox: &SandboxId, p: &PlannedAttachment, declared: bool) -> AttachmentRecord {
     AttachmentRecord {
         sandbox_id: sandbox.clone(),
         disk_id: p.disk.id.clone(),
         mount_path: p.mount_path.clone(),
         sub_path: p.sub_path.clone(),
         read_only: p.read_only,
+        declared,
         created_at: Timestamp::now(),
     }
 }

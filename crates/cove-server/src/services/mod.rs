@@ -5,6 +5,7 @@ pub mod catalog;
 pub mod disks;
 pub mod exec;
 pub mod files;
+pub mod lifecycle;
 pub mod sandboxes;
 mod view;
 

@@ -244,7 +244,7 @@ impl SandboxService {
     }
 
     /// Inserts the `creating` row, generating a name when none was given.
-    async fn insert_row(
+    pub(crate) async fn insert_row(
         &self,
         mut record: SandboxRecord,
         given_name: bool,
