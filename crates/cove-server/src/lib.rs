@@ -3,6 +3,7 @@
 //! call one service method; services hold the logic and reach the world only
 //! through the `Store` and `Runtime` traits held in `AppState`.
 
+pub mod activity;
 pub mod auth;
 pub mod catalog;
 pub mod error;

@@ -10,6 +10,7 @@ use cove_api::ids::SandboxId;
 use cove_runtime::Runtime;
 use cove_store::Store;
 
+use crate::activity::Activity;
 use crate::metrics::Metrics;
 use crate::mounts::Mounter;
 use crate::services::attachments::AttachmentService;
@@ -35,6 +36,8 @@ pub struct AppConfig {
     pub ingress_domain: Option<String>,
     /// Pause between reconciler passes.
     pub reconcile_interval: Duration,
+    /// Pause between auto-pause passes.
+    pub auto_pause_tick: Duration,
 }
 
 impl Default for AppConfig {
@@ -46,6 +49,7 @@ impl Default for AppConfig {
             heartbeat: Duration::from_secs(5),
             ingress_domain: None,
             reconcile_interval: Duration::from_secs(30),
+            auto_pause_tick: Duration::from_secs(5),
         }
     }
 }
@@ -97,6 +101,7 @@ pub struct AppState {
     pub mounter: Arc<dyn Mounter>,
     pub metrics: Arc<Metrics>,
     pub inflight: Arc<InFlight>,
+    pub activity: Arc<Activity>,
     pub sandboxes: SandboxService,
     pub exec: ExecService,
     pub files: FileService,
@@ -117,6 +122,7 @@ impl AppState {
         let config = Arc::new(config);
         let metrics = Arc::new(Metrics::new());
         let inflight = Arc::new(InFlight::default());
+        let activity = Arc::new(Activity::default());
         let attachments = AttachmentService::new(
             store.clone(),
             runtime.clone(),
@@ -133,6 +139,7 @@ impl AppState {
             metrics.clone(),
             inflight.clone(),
             attachments.clone(),
+            activity.clone(),
         );
         let exec = ExecService::new(
             store.clone(),
@@ -148,6 +155,7 @@ impl AppState {
             sandboxes.clone(),
             attachments.clone(),
             inflight.clone(),
+            activity.clone(),
         );
         Self {
             config,
@@ -156,6 +164,7 @@ impl AppState {
             mounter,
             metrics,
             inflight,
+            activity,
             sandboxes,
             exec,
             files,

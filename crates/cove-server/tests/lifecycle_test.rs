@@ -319,12 +319,47 @@ async fn resize_grows_only_and_ssh_keys_are_deduplicated() {
 }
 
 #[tokio::test]
+async fn auto_pause_leaves_a_sandbox_in_use_alone() {
+    let h = harness().await;
+    let sb = h
+        .create(
+            &h.alice,
+            json!({"shape": "s-1vcpu-256mb", "auto_pause_after_seconds": 60}),
+        )
+        .await;
+    let id = sid(&sb);
+    post(
+        &h,
+        &format!("/v1/sandboxes/{id}/exec"),
+        json!({"cmd": "true"}),
+    )
+    .await
+    .data();
+    let paused = cove_server::jobs::auto_pause::auto_pause_once(&h.state)
+        .await
+        .unwrap();
+    assert!(paused.is_empty(), "used just now");
+    let r = h
+        .call(
+            Method::PATCH,
+            &format!("/v1/sandboxes/{id}"),
+            Some(&h.alice),
+            Some(json!({"auto_pause_after_seconds": 30})),
+        )
+        .await;
+    assert_eq!(
+        r.fail_code(400),
+        "validation_failed",
+        "below the minimum of 60 s"
+    );
+}
+
+#[tokio::test]
 async fn the_reconciler_settles_a_pause_interrupted_by_a_crash() {
     let h = harness().await;
     let sb = h.create(&h.alice, json!({"shape": "s-1vcpu-256mb"})).await;
     let id = sid(&sb);
     // As if the server died after the checkpoint, before the row said so.
-    use cove_store::Store;
     let mut row = h.state.store.get_sandbox(&id).await.unwrap().unwrap();
     row.status = cove_api::sandbox::SandboxStatus::Pausing;
     assert!(h

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use cove_runtime::runc::{RuncConfig, RuncRuntime};
-use cove_server::jobs::reconciler;
+use cove_server::jobs::{auto_pause, reconciler};
 use cove_server::mounts::bucketfs::BucketfsMounter;
 use cove_server::mounts::Mounter;
 use cove_server::{app, AppConfig, AppState};
@@ -137,6 +137,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         Err(e) => tracing::error!(error = %e, "re-mounting disks failed"),
     }
     let jobs = reconciler::spawn(state.clone(), state.config.reconcile_interval);
+    let auto_pause = auto_pause::spawn(state.clone(), state.config.auto_pause_tick);
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("binding {}", args.listen))?;
@@ -157,6 +158,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         () = grace => tracing::warn!("open requests did not finish within the grace period; exiting"),
     }
     jobs.abort();
+    auto_pause.abort();
     flush_disks(&mounter).await;
     Ok(())
 }

@@ -192,3 +192,58 @@ async fn a_file_open_on_a_disk_across_a_pause_loses_nothing() -> Result<()> {
     assert_eq!(list["data"][0]["mount_status"], "mounted", "{list}");
     Ok(())
 }
+
+/// The configured minimum (60 s) with the server's 5 s pass: bounded at
+/// about 70 s. A running exec stream counts as activity.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_idle_sandbox_is_auto_paused_after_its_threshold() -> Result<()> {
+    let mut server = TempServer::start().await?;
+    let api = server.user("auto")?;
+    let idle = id(&api.create(json!({"auto_pause_after_seconds": 60})).await?);
+    let busy = id(&api.create(json!({"auto_pause_after_seconds": 60})).await?);
+    let off = id(&api.create(json!({"auto_pause_after_seconds": 60})).await?);
+    api.send(
+        Method::PATCH,
+        &format!("/v1/sandboxes/{off}"),
+        Some(json!({"disable_auto_pause": true})),
+    )
+    .await?
+    .data()?;
+    // A stream that stays open (and silent) longer than the threshold.
+    let mut stream = api
+        .exec_stream(&busy, json!({"cmd": "sleep", "args": ["75"]}))
+        .await?;
+    let started = std::time::Instant::now();
+    loop {
+        let s = api.sandbox(&idle).await?;
+        if s["status"] == "paused" {
+            break;
+        }
+        anyhow::ensure!(
+            started.elapsed().as_secs() < 75,
+            "not auto-paused after {:?}: {s}",
+            started.elapsed()
+        );
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    }
+    assert!(
+        started.elapsed().as_secs() >= 55,
+        "paused too early: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        api.sandbox(&busy).await?["status"],
+        "running",
+        "a running exec counts as activity"
+    );
+    assert_eq!(
+        api.sandbox(&off).await?["status"],
+        "running",
+        "disable_auto_pause wins"
+    );
+    let _ = stream.next().await;
+    drop(stream);
+    let resumed = call(&api, &format!("/v1/sandboxes/{idle}/resume"), json!({})).await?;
+    assert_eq!(resumed["status"], "running");
+    Ok(())
+}

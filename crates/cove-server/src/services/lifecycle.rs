@@ -28,6 +28,7 @@ use cove_api::validate::MAX_DISK_MIB;
 use cove_runtime::{Runtime, SandboxSpec};
 use cove_store::{SandboxRecord, Secret, Store, User};
 
+use crate::activity::Activity;
 use crate::catalog::{pids_limit, shape};
 use crate::error::ServiceError;
 use crate::services::attachments::AttachmentService;
@@ -46,6 +47,7 @@ pub struct LifecycleService {
     sandboxes: SandboxService,
     attachments: AttachmentService,
     inflight: Arc<InFlight>,
+    activity: Arc<Activity>,
 }
 
 impl LifecycleService {
@@ -55,6 +57,7 @@ impl LifecycleService {
         sandboxes: SandboxService,
         attachments: AttachmentService,
         inflight: Arc<InFlight>,
+        activity: Arc<Activity>,
     ) -> Self {
         Self {
             store,
@@ -62,6 +65,7 @@ impl LifecycleService {
             sandboxes,
             attachments,
             inflight,
+            activity,
         }
     }
 
@@ -73,6 +77,15 @@ impl LifecycleService {
         allowed: &[SandboxStatus],
     ) -> Result<(SandboxRecord, InFlightGuard), ServiceError> {
         let r = owned_sandbox(self.store.as_ref(), user, id).await?;
+        self.mark(r, allowed)
+    }
+
+    /// `r` if it is in one of `allowed`, with its in-flight mark.
+    fn mark(
+        &self,
+        r: SandboxRecord,
+        allowed: &[SandboxStatus],
+    ) -> Result<(SandboxRecord, InFlightGuard), ServiceError> {
         let busy = || ServiceError::InvalidState {
             id: r.id.clone(),
             status: r.status,
@@ -105,7 +118,13 @@ impl LifecycleService {
 
     /// `POST /v1/sandboxes/{id}/pause`.
     pub async fn pause(&self, user: &User, id: &str) -> Result<SandboxView, ServiceError> {
-        let (mut r, _busy) = self.marked(user, id, &[SandboxStatus::Running]).await?;
+        let r = owned_sandbox(self.store.as_ref(), user, id).await?;
+        self.pause_record(r).await
+    }
+
+    /// Pauses a running sandbox (the API's pause, and auto-pause).
+    pub async fn pause_record(&self, r: SandboxRecord) -> Result<SandboxView, ServiceError> {
+        let (mut r, _busy) = self.mark(r, &[SandboxStatus::Running])?;
         self.transition(&mut r, SandboxStatus::Pausing).await?;
         if let Err(e) = self.checkpoint(&r.id).await {
             self.transition(&mut r, SandboxStatus::Running).await?;
@@ -149,6 +168,8 @@ impl LifecycleService {
                     r.last_resumed_at = Some(Timestamp::now());
                     r.failure_reason = None;
                     self.transition(&mut r, SandboxStatus::Running).await?;
+                    // Idle time starts again: not paused again at once.
+                    self.activity.touch(&r.id);
                     tracing::info!(sandbox_id = %r.id, attempt, "sandbox resumed");
                     return Ok(self.sandboxes.view(&r));
                 }

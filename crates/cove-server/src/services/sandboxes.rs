@@ -25,6 +25,7 @@ use cove_api::validate::ValidationError;
 use cove_runtime::{Runtime, RuntimeError, SandboxSpec};
 use cove_store::{SandboxFilter, SandboxRecord, Secret, Store, StoreError, User};
 
+use crate::activity::{Activity, ActivityGuard};
 use crate::catalog::{pids_limit, shape};
 use crate::error::ServiceError;
 use crate::metrics::Metrics;
@@ -52,6 +53,7 @@ pub struct SandboxService {
     metrics: Arc<Metrics>,
     inflight: Arc<InFlight>,
     attachments: AttachmentService,
+    activity: Arc<Activity>,
 }
 
 /// A validated create: catalog lookups done, defaults filled in.
@@ -71,6 +73,7 @@ impl SandboxService {
         metrics: Arc<Metrics>,
         inflight: Arc<InFlight>,
         attachments: AttachmentService,
+        activity: Arc<Activity>,
     ) -> Self {
         Self {
             store,
@@ -80,6 +83,7 @@ impl SandboxService {
             metrics,
             inflight,
             attachments,
+            activity,
         }
     }
 
@@ -94,6 +98,7 @@ impl SandboxService {
     }
 
     /// The caller's sandbox if it is running (for exec and files), else 409.
+    /// Counts as activity (auto-pause): every exec and file call starts here.
     pub async fn running(&self, user: &User, id: &str) -> Result<SandboxRecord, ServiceError> {
         let r = self.owned(user, id).await?;
         if r.status != SandboxStatus::Running {
@@ -102,7 +107,13 @@ impl SandboxService {
                 status: r.status,
             });
         }
+        self.activity.touch(&r.id);
         Ok(r)
+    }
+
+    /// Activity that lasts while the guard lives (a running exec).
+    pub fn active(&self, id: &SandboxId) -> ActivityGuard {
+        self.activity.begin(id)
     }
 
     /// `GET /v1/sandboxes/{id}`.
