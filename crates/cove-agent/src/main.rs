@@ -8,6 +8,7 @@ mod body;
 mod exec;
 mod files;
 mod reaper;
+mod self_api;
 mod server;
 
 use std::path::PathBuf;

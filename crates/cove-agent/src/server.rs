@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use cove_api::agent::{
     AgentErrorCode, Health, PATH_EXEC_RUN, PATH_EXEC_STREAM, PATH_FILES, PATH_HEALTH,
+    PATH_SELF_TAKE,
 };
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response};
@@ -15,18 +16,33 @@ use tokio::net::UnixListener;
 use crate::body::{self, Body};
 use crate::files::root::Root;
 use crate::reaper::Reaper;
+use crate::self_api::{self, Pending};
 
 /// What every handler may use.
 pub struct State {
     pub root: Root,
     pub reaper: Arc<Reaper>,
+    /// What code in the sandbox asked of the platform (`self_api`).
+    pub pending: Arc<Pending>,
 }
 
 /// Binds the socket (replacing a stale one) and serves until the process ends.
 pub async fn run(root: PathBuf, socket: PathBuf) -> std::io::Result<()> {
     let reaper = Reaper::start()?;
     let root = Root::open(&root)?;
-    let state = Arc::new(State { root, reaper });
+    let pending = Arc::new(Pending::default());
+    let self_pending = pending.clone();
+    tokio::spawn(async move {
+        // Without it the sandbox only loses /self/*; exec and files go on.
+        if let Err(e) = self_api::run(self_pending).await {
+            eprintln!("cove-agent: self API on 127.0.0.1:1029: {e}");
+        }
+    });
+    let state = Arc::new(State {
+        root,
+        reaper,
+        pending,
+    });
     match std::fs::remove_file(&socket) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -67,6 +83,7 @@ async fn route(state: &Arc<State>, req: Request<Incoming>) -> Response<Body> {
         (Method::POST, PATH_EXEC_STREAM) => crate::exec::stream::handle(state, req).await,
         (Method::GET, PATH_FILES) => crate::files::read::handle(state, req).await,
         (Method::PUT, PATH_FILES) => crate::files::write::handle(state, req).await,
+        (Method::POST, PATH_SELF_TAKE) => body::json(&state.pending.take()),
         (m, p) => body::error(AgentErrorCode::BadRequest, format!("no route for {m} {p}")),
     }
 }

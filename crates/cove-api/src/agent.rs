@@ -42,6 +42,33 @@ pub const PATH_EXEC_STREAM: &str = "/v1/exec/stream";
 /// Path of the files endpoint (`GET` reads, `PUT` writes).
 pub const PATH_FILES: &str = "/v1/files";
 
+/// Path where the host collects what code in the sandbox asked of it
+/// (`POST /self/pause` or `/self/delete` on [`SELF_PORT`]); taking it clears it.
+pub const PATH_SELF_TAKE: &str = "/v1/self/take";
+/// Port of the in-sandbox self API, on 127.0.0.1 inside the sandbox.
+pub const SELF_PORT: u16 = 1029;
+/// Longest `reason` kept from a self request (longer ones are cut).
+pub const MAX_SELF_REASON: usize = 128;
+
+/// What code inside a sandbox asked the platform to do with it.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum SelfAction {
+    /// Pause (checkpoint) the sandbox.
+    Pause,
+    /// Destroy the sandbox.
+    Delete,
+}
+
+/// One self request, as the host takes it from the agent.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SelfRequest {
+    pub action: SelfAction,
+    /// At most [`MAX_SELF_REASON`] characters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
 /// Longest sandbox path accepted (Linux `PATH_MAX`).
 pub const MAX_PATH_LEN: usize = 4096;
 /// Largest frame payload accepted by a decoder.

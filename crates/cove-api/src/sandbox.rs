@@ -230,6 +230,10 @@ pub struct SandboxView {
     /// Why a `failed` sandbox failed (cove extension; absent otherwise).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failure_reason: Option<String>,
+    /// The reason code inside the sandbox gave for pausing or deleting
+    /// itself (`/self/pause`, `/self/delete`), at most 128 characters.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status_reason: Option<String>,
 }
 
 /// `POST /v1/sandboxes` response: the full view plus the bandwidth quota.

@@ -148,6 +148,27 @@ impl AgentClient {
             .map_err(|e| self.unreachable(format!("bad health answer: {e}")))
     }
 
+    /// Takes what code in the sandbox asked of the platform, if anything
+    /// (`/self/pause`, `/self/delete`); the agent forgets it.
+    pub async fn take_self_request(&self) -> Result<Option<proto::SelfRequest>, RuntimeError> {
+        let (resp, sender) = self
+            .send_pooled(|| request(Method::POST, proto::PATH_SELF_TAKE, empty()))
+            .await?;
+        let status = resp.status();
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| self.unreachable(e))?
+            .to_bytes();
+        self.checkin(sender);
+        if status != StatusCode::OK {
+            return Err(self.unreachable(format!("self/take answered {status}")));
+        }
+        serde_json::from_slice(&body)
+            .map_err(|e| self.unreachable(format!("bad self/take answer: {e}")))
+    }
+
     /// Runs a command to completion.
     pub async fn exec(&self, spec: ExecSpec) -> Result<ExecOutput, RuntimeError> {
         let wire = exec_body(&spec)?;

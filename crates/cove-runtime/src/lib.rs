@@ -282,6 +282,13 @@ pub trait Runtime: Send + Sync + 'static {
     /// Every sandbox (or leftover) this runtime finds on the machine.
     async fn list(&self) -> Result<Vec<RuntimeSandbox>, RuntimeError>;
 
+    /// What code inside the running sandbox asked of the platform through
+    /// its agent (`POST 127.0.0.1:1029/self/pause|delete`), taken once.
+    async fn take_self_request(
+        &self,
+        id: &SandboxId,
+    ) -> Result<Option<cove_api::agent::SelfRequest>, RuntimeError>;
+
     /// Makes the host directory `mount.host_path` (a mount point) visible
     /// at `mount.container_path` inside the running sandbox, creating the
     /// directories on the way; usable when this returns. The path is

@@ -71,6 +71,7 @@ struct Inner {
     /// keeps failing).
     restore_failures: u32,
     fail_next_checkpoint: Option<RuntimeError>,
+    self_requests: HashMap<SandboxId, cove_api::agent::SelfRequest>,
     last_mounts: Vec<BindMount>,
 }
 
@@ -132,6 +133,11 @@ impl MockRuntime {
     /// Makes the next `n` restores or forks fail; the sandbox stays checkpointed.
     pub fn fail_restores(&self, n: u32) {
         self.lock().restore_failures = n;
+    }
+
+    /// As if code in the sandbox called its self API.
+    pub fn request_self(&self, id: &SandboxId, req: cove_api::agent::SelfRequest) {
+        self.lock().self_requests.insert(id.clone(), req);
     }
 
     /// Makes the next `checkpoint` fail with `err`; the sandbox keeps running.
@@ -632,6 +638,14 @@ impl Runtime for MockRuntime {
         sb.mounts
             .insert(mount.container_path.clone(), mount.clone());
         Ok(())
+    }
+
+    async fn take_self_request(
+        &self,
+        id: &SandboxId,
+    ) -> Result<Option<cove_api::agent::SelfRequest>, RuntimeError> {
+        self.running(id)?;
+        Ok(self.lock().self_requests.remove(id))
     }
 
     async fn detach_mount(&self, id: &SandboxId, container_path: &str) -> Result<(), RuntimeError> {

@@ -384,3 +384,41 @@ async fn the_reconciler_settles_a_pause_interrupted_by_a_crash() {
         .data();
     assert_eq!(resumed["status"], "running");
 }
+
+#[tokio::test]
+async fn self_requests_pause_and_delete_with_their_reason() {
+    use cove_api::agent::{SelfAction, SelfRequest};
+    let h = harness().await;
+    let a = sid(&h.create(&h.alice, json!({"shape": "s-1vcpu-256mb"})).await);
+    let b = sid(&h.create(&h.alice, json!({"shape": "s-1vcpu-256mb"})).await);
+    h.mock.request_self(
+        &a,
+        SelfRequest {
+            action: SelfAction::Pause,
+            reason: Some("waiting for input".into()),
+        },
+    );
+    h.mock.request_self(
+        &b,
+        SelfRequest {
+            action: SelfAction::Delete,
+            reason: None,
+        },
+    );
+    let acted = cove_server::jobs::self_requests::self_requests_once(&h.state)
+        .await
+        .unwrap();
+    assert_eq!(acted, 2);
+    let va = h.get(&format!("/v1/sandboxes/{a}"), &h.alice).await.data();
+    assert_eq!(va["status"], "paused");
+    assert_eq!(va["status_reason"], "waiting for input");
+    let vb = h.get(&format!("/v1/sandboxes/{b}"), &h.alice).await.data();
+    assert_eq!(vb["status"], "destroyed");
+    // Taken once: the next pass has nothing to do.
+    assert_eq!(
+        cove_server::jobs::self_requests::self_requests_once(&h.state)
+            .await
+            .unwrap(),
+        0
+    );
+}

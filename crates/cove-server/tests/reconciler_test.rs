@@ -44,6 +44,7 @@ fn row(owner: &str, status: SandboxStatus) -> SandboxRecord {
         paused_at: None,
         last_resumed_at: None,
         destroyed_at: None,
+        status_reason: None,
     }
 }
 

@@ -89,6 +89,9 @@ pub struct SandboxRecord {
     pub paused_at: Option<Timestamp>,
     pub last_resumed_at: Option<Timestamp>,
     pub destroyed_at: Option<Timestamp>,
+    /// The reason code inside the sandbox gave for a self-pause or
+    /// self-delete (at most 128 characters).
+    pub status_reason: Option<String>,
 }
 
 /// Which sandboxes a list returns.

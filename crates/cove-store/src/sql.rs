@@ -14,7 +14,7 @@ pub(crate) const SANDBOX_COLUMNS: &str = "id, owner, name, status, failure_reaso
     region, host_id, vcpu, cpu_quota_pct, mem_mib, disk_mib, ip, ingress_enabled, \
     auto_pause_after_seconds, egress, ssh_pubkeys, env_names, spawn_ms, created_by, \
     bandwidth_ingress_bytes, forked_from, created_at, running_at, paused_at, last_resumed_at, \
-    destroyed_at";
+    destroyed_at, status_reason";
 
 pub(crate) fn to_i64(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
@@ -115,6 +115,7 @@ macro_rules! impl_store {
                 paused_at: ts(row.try_get("paused_at")?),
                 last_resumed_at: ts(row.try_get("last_resumed_at")?),
                 destroyed_at: ts(row.try_get("destroyed_at")?),
+                status_reason: row.try_get("status_reason")?,
             })
         }
 
@@ -190,7 +191,7 @@ macro_rules! impl_store {
                 let res = sqlx::query(&format!(
                     "INSERT INTO sandboxes ({SANDBOX_COLUMNS}, env_values, updated_at) VALUES \
                      ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
-                     $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30)"
+                     $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31)"
                 ))
                 .bind(r.id.as_str())
                 .bind(&r.owner)
@@ -220,6 +221,7 @@ macro_rules! impl_store {
                 .bind(r.paused_at.map(Timestamp::as_micros))
                 .bind(r.last_resumed_at.map(Timestamp::as_micros))
                 .bind(r.destroyed_at.map(Timestamp::as_micros))
+                .bind(&r.status_reason)
                 .bind(sealed)
                 .bind(Timestamp::now().as_micros())
                 .execute(&self.pool)
@@ -309,7 +311,7 @@ macro_rules! impl_store {
                      ingress_enabled = $4, auto_pause_after_seconds = $5, egress = $6, \
                      ssh_pubkeys = $7, spawn_ms = $8, bandwidth_ingress_bytes = $9, \
                      running_at = $10, paused_at = $11, last_resumed_at = $12, destroyed_at = $13, \
-                     disk_mib = $14, updated_at = $15 WHERE id = $16 AND status = $17",
+                     disk_mib = $14, status_reason = $15, updated_at = $16 WHERE id = $17 AND status = $18",
                 )
                 .bind(r.status.as_str())
                 .bind(&r.failure_reason)
@@ -325,6 +327,7 @@ macro_rules! impl_store {
                 .bind(r.last_resumed_at.map(Timestamp::as_micros))
                 .bind(r.destroyed_at.map(Timestamp::as_micros))
                 .bind(to_i64(r.disk_mib))
+                .bind(&r.status_reason)
                 .bind(Timestamp::now().as_micros())
                 .bind(r.id.as_str())
                 .bind(expected.as_str())

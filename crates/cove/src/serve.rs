@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use cove_runtime::runc::{RuncConfig, RuncRuntime};
-use cove_server::jobs::{auto_pause, reconciler};
+use cove_server::jobs::{auto_pause, reconciler, self_requests};
 use cove_server::mounts::bucketfs::BucketfsMounter;
 use cove_server::mounts::Mounter;
 use cove_server::{app, AppConfig, AppState};
@@ -138,6 +138,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     }
     let jobs = reconciler::spawn(state.clone(), state.config.reconcile_interval);
     let auto_pause = auto_pause::spawn(state.clone(), state.config.auto_pause_tick);
+    let self_requests = self_requests::spawn(state.clone(), Duration::from_secs(1));
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("binding {}", args.listen))?;
@@ -159,6 +160,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     }
     jobs.abort();
     auto_pause.abort();
+    self_requests.abort();
     flush_disks(&mounter).await;
     Ok(())
 }

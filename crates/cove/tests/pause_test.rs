@@ -247,3 +247,40 @@ async fn an_idle_sandbox_is_auto_paused_after_its_threshold() -> Result<()> {
     assert_eq!(resumed["status"], "running");
     Ok(())
 }
+
+/// What the SDKs' `selfPause` / `selfDelete` send, from inside the sandbox.
+#[tokio::test(flavor = "multi_thread")]
+async fn code_inside_can_pause_and_delete_its_sandbox() -> Result<()> {
+    let mut server = TempServer::start().await?;
+    let api = server.user("selfapi")?;
+    let sid = id(&api.create(json!({})).await?);
+    let r = api
+        .sh(&sid, "curl -s -o /dev/null -w '%{http_code}' -X POST 'http://127.0.0.1:1029/self/pause?reason=done+for+now'")
+        .await?;
+    assert_eq!(r.stdout, "202", "{r:?}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let view = loop {
+        let v = api.sandbox(&sid).await?;
+        if v["status"] == "paused" || std::time::Instant::now() > deadline {
+            break v;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    assert_eq!(view["status"], "paused", "{view}");
+    assert_eq!(view["status_reason"], "done for now");
+    call(&api, &format!("/v1/sandboxes/{sid}/resume"), json!({})).await?;
+    let r = api
+        .sh(&sid, "curl -s -o /dev/null -w '%{http_code}' -X POST http://127.0.0.1:1029/self/delete; curl -s -o /dev/null -w ' %{http_code}' http://127.0.0.1:1029/other")
+        .await?;
+    assert_eq!(r.stdout, "202 404", "{r:?}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let v = api.sandbox(&sid).await?;
+        if v["status"] == "destroyed" {
+            break;
+        }
+        anyhow::ensure!(std::time::Instant::now() < deadline, "not destroyed: {v}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    Ok(())
+}

@@ -478,6 +478,13 @@ impl Runtime for RuncRuntime {
         .await
     }
 
+    async fn take_self_request(
+        &self,
+        id: &SandboxId,
+    ) -> Result<Option<cove_api::agent::SelfRequest>, RuntimeError> {
+        self.inner.agent(id)?.take_self_request().await
+    }
+
     async fn detach_mount(&self, id: &SandboxId, container_path: &str) -> Result<(), RuntimeError> {
         let (id, path) = (id.clone(), container_path.to_owned());
         self.blocking(move |inner| {

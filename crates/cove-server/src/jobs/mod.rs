@@ -2,3 +2,4 @@
 
 pub mod auto_pause;
 pub mod reconciler;
+pub mod self_requests;

@@ -387,6 +387,7 @@ fn fork_record(
         paused_at: None,
         last_resumed_at: None,
         destroyed_at: None,
+        status_reason: None,
         ..source.clone()
     }
 }

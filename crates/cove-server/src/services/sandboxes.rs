@@ -313,6 +313,7 @@ impl SandboxService {
             paused_at: None,
             last_resumed_at: None,
             destroyed_at: None,
+            status_reason: None,
         }
     }
 

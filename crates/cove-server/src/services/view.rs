@@ -39,5 +39,6 @@ pub fn sandbox_view(r: &SandboxRecord, config: &AppConfig) -> SandboxView {
         forked_from: r.forked_from.clone(),
         auto_pause_after_seconds: r.auto_pause_after_seconds,
         failure_reason: r.failure_reason.clone(),
+        status_reason: r.status_reason.clone(),
     }
 }

@@ -76,5 +76,6 @@ pub fn record(owner: &str, name: &str) -> SandboxRecord {
         paused_at: None,
         last_resumed_at: None,
         destroyed_at: None,
+        status_reason: None,
     }
 }
