@@ -401,6 +401,13 @@ impl<C: ObjectClient> fuser::Filesystem for FuseAdapter<C> {
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
+        // Most writes are staged right here from fuser's buffer; only one
+        // that has to wait is copied and becomes a task.
+        match self.fs.try_write_now(fh.0, offset, data) {
+            Some(Ok(n)) => return reply.written(n),
+            Some(Err(e)) => return reply.error(errno(&e)),
+            None => {}
+        }
         let data = data.to_vec();
         let fs = Arc::clone(&self.fs);
         self.run(async move {
