@@ -19,10 +19,23 @@ use std::sync::Arc;
 use tokio::task::JoinHandle;
 
 use crate::client::{
-    ClientResult, CreateMultipartUploadParams, ETag, ObjectClient, ObjectMetadata, UploadId,
-    UploadPartResult,
+    ClientResult, CreateMultipartUploadParams, ETag, ObjectClient, ObjectClientError,
+    ObjectMetadata, UploadId, UploadPartResult,
 };
 use crate::staging::{StagedFile, BLOCK_SIZE};
+
+/// Why a streamed part was not sent (the close then uploads the file the
+/// ordinary way).
+#[derive(Debug, thiserror::Error)]
+enum PartError {
+    #[error("reading the staged block failed: {0}")]
+    Read(#[from] std::io::Error),
+    #[error(transparent)]
+    Upload(#[from] ObjectClientError),
+}
+
+/// The task sending one streamed part.
+type PartTask = JoinHandle<Result<UploadPartResult, PartError>>;
 
 /// An in-progress streaming upload.
 #[derive(Debug)]
@@ -32,7 +45,8 @@ pub struct StreamUpload {
     pub upload_id: UploadId,
     /// Part number → (ETag, block generation sent).
     pub done: BTreeMap<u32, (ETag, u64)>,
-    inflight: VecDeque<(u32, u64, JoinHandle<ClientResult<UploadPartResult>>)>,
+    /// Parts being sent, oldest first: (part number, block generation, task).
+    inflight: VecDeque<(u32, u64, PartTask)>,
     /// A part failed: the stream cannot be completed.
     pub broken: bool,
 }
@@ -87,14 +101,22 @@ impl StreamUpload {
             self.reap_one().await;
         }
         let start = i as u64 * BLOCK_SIZE;
-        let mut buf = vec![0u8; BLOCK_SIZE as usize];
-        let n = staged.read(start, &mut buf)?;
-        buf.truncate(n);
+        let len = staged.size().saturating_sub(start).min(BLOCK_SIZE);
+        // The block is read by the part's task, not here: the caller is
+        // the writer's request (often on the FUSE thread), and reading
+        // 8 MiB there would hold up the next write. A change to the block
+        // after this point changes its generation, so a part that read
+        // newer bytes is still resent at close.
+        let reader = staged.range_reader(start, len)?;
         let client = Arc::clone(client);
         let (key, id) = (self.key.clone(), self.upload_id.clone());
         let part = i as u32 + 1;
-        let task =
-            tokio::spawn(async move { client.upload_part(&key, &id, part, buf.into()).await });
+        let task = tokio::spawn(async move {
+            let body = tokio::task::spawn_blocking(move || reader.read())
+                .await
+                .map_err(std::io::Error::other)??;
+            Ok(client.upload_part(&key, &id, part, body.into()).await?)
+        });
         self.inflight.push_back((part, generation, task));
         Ok(())
     }
