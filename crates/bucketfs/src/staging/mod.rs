@@ -171,16 +171,20 @@ pub enum RangeReader {
 }
 
 impl RangeReader {
-    /// The bytes (blocking I/O for a spilled file). Fails if the file
-    /// became shorter than the range meanwhile.
-    pub fn read(self) -> io::Result<Vec<u8>> {
+    /// Replace `buf`'s contents with the bytes (blocking I/O for a spilled
+    /// file; `buf` may be a reused buffer, so no new memory is touched when
+    /// it is large enough). Fails if the file became shorter than the
+    /// range meanwhile.
+    pub fn read_into(self, buf: &mut Vec<u8>) -> io::Result<()> {
         match self {
             Self::File { file, start, len } => {
-                let mut buf = vec![0u8; len as usize];
-                file.read_exact_at(&mut buf, start)?;
-                Ok(buf)
+                buf.resize(len as usize, 0);
+                file.read_exact_at(buf, start)
             }
-            Self::Bytes(b) => Ok(b),
+            Self::Bytes(b) => {
+                *buf = b;
+                Ok(())
+            }
         }
     }
 }
