@@ -145,12 +145,21 @@ fn name_str(name: &OsStr) -> Result<String, Errno> {
     name.to_str().map(str::to_string).ok_or(Errno::EINVAL)
 }
 
-fn open_flags(r: &OpenReply) -> FopenFlags {
+/// How the kernel caches an open file. A write-only handle bypasses the
+/// page cache (FOPEN_DIRECT_IO): nothing can read through it, and a
+/// buffered write would copy every byte into page-cache pages the kernel
+/// keeps only to hand them straight to us; with direct I/O the kernel
+/// hands us the writer's own pages. A write-only descriptor cannot be
+/// mmapped (mmap needs read access), so shared mmap writes are unaffected.
+fn open_flags(r: &OpenReply, flags: i32) -> FopenFlags {
+    let mut f = FopenFlags::empty();
     if r.keep_cache {
-        FopenFlags::FOPEN_KEEP_CACHE
-    } else {
-        FopenFlags::empty()
+        f |= FopenFlags::FOPEN_KEEP_CACHE;
     }
+    if flags & libc::O_ACCMODE == libc::O_WRONLY {
+        f |= FopenFlags::FOPEN_DIRECT_IO;
+    }
+    f
 }
 
 fn time(t: TimeOrNow) -> SystemTime {
@@ -354,7 +363,7 @@ impl<C: ObjectClient> fuser::Filesystem for FuseAdapter<C> {
         let fs = Arc::clone(&self.fs);
         self.run(async move {
             match fs.open(ino.0, flags.0).await {
-                Ok(r) => reply.opened(FileHandle(r.fh), open_flags(&r)),
+                Ok(r) => reply.opened(FileHandle(r.fh), open_flags(&r, flags.0)),
                 Err(e) => reply.error(errno(&e)),
             }
         });
@@ -392,6 +401,13 @@ impl<C: ObjectClient> fuser::Filesystem for FuseAdapter<C> {
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
+        // Most writes are staged right here from fuser's buffer; only one
+        // that has to wait is copied and becomes a task.
+        match self.fs.try_write_now(fh.0, offset, data) {
+            Some(Ok(n)) => return reply.written(n),
+            Some(Err(e)) => return reply.error(errno(&e)),
+            None => {}
+        }
         let data = data.to_vec();
         let fs = Arc::clone(&self.fs);
         self.run(async move {
@@ -656,7 +672,7 @@ impl<C: ObjectClient> fuser::Filesystem for FuseAdapter<C> {
                     &to_attr(ino, &attr),
                     Generation(0),
                     FileHandle(r.fh),
-                    open_flags(&r),
+                    open_flags(&r, flags),
                 ),
                 Err(e) => reply.error(errno(&e)),
             }

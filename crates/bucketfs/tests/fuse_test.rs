@@ -141,3 +141,51 @@ fn large_directory_lists_every_entry_once_with_attributes(creator: SessionCreato
         assert_eq!(e.metadata().unwrap().len(), 3);
     }
 }
+
+/// Write-only descriptors bypass the page cache (direct I/O); a reader that
+/// already cached the file must still see what they wrote, and so must an
+/// mmap of a read-write descriptor opened afterwards.
+#[test_case(mem_session ; "mem")]
+#[test_case(garage_session ; "garage")]
+fn write_only_writes_are_seen_by_cached_readers_and_mmap(creator: SessionCreator) {
+    let s = creator(SessionConfig::default());
+    std::fs::write(s.path("f"), b"aaaaaaaa").unwrap();
+    let mut reader = std::fs::File::open(s.path("f")).unwrap();
+    let mut got = Vec::new();
+    reader.read_to_end(&mut got).unwrap();
+    assert_eq!(got, b"aaaaaaaa");
+    let mut writer = std::fs::OpenOptions::new()
+        .write(true)
+        .open(s.path("f"))
+        .unwrap();
+    writer.seek(SeekFrom::Start(2)).unwrap();
+    writer.write_all(b"XY").unwrap();
+    got.clear();
+    reader.seek(SeekFrom::Start(0)).unwrap();
+    reader.read_to_end(&mut got).unwrap();
+    assert_eq!(got, b"aaXYaaaa", "cached reader, before close");
+    drop(writer);
+    let rw = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(s.path("f"))
+        .unwrap();
+    // SAFETY: an 8-byte shared read mapping of an open 8-byte file,
+    // unmapped below before `rw` is dropped.
+    let mapped = unsafe {
+        let p = libc::mmap(
+            std::ptr::null_mut(),
+            8,
+            libc::PROT_READ,
+            libc::MAP_SHARED,
+            std::os::unix::io::AsRawFd::as_raw_fd(&rw),
+            0,
+        );
+        assert_ne!(p, libc::MAP_FAILED);
+        let bytes = std::slice::from_raw_parts(p as *const u8, 8).to_vec();
+        libc::munmap(p, 8);
+        bytes
+    };
+    assert_eq!(mapped, b"aaXYaaaa");
+    assert_eq!(s.bucket.get("f").unwrap(), b"aaXYaaaa");
+}

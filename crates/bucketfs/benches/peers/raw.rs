@@ -154,7 +154,7 @@ async fn patch(c: &S3Client, key: &str, size: u64, at: u64, patch: &[u8]) -> Res
 /// Every workload done with the raw client.
 pub async fn run(c: &S3Client, s: &Sizes) -> Result<Figures> {
     let mut f = Figures::default();
-    let seq = seq_data(s.seq);
+    let seq = seq_data(s);
     let t0 = Instant::now();
     put_large(c, "seq.bin", seq.clone()).await?;
     f.seq_write = Some(t0.elapsed());

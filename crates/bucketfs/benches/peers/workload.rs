@@ -43,10 +43,21 @@ pub fn data(len: u64, seed: u64) -> Bytes {
     v.into()
 }
 
-/// The sequential file's bytes, generated once (outside every timing).
-pub fn seq_data(len: u64) -> Bytes {
-    static DATA: std::sync::OnceLock<Bytes> = std::sync::OnceLock::new();
-    DATA.get_or_init(|| data(len, 0)).clone()
+/// The sequential file's bytes for one system (`Sizes::seq_seed`),
+/// generated once per system (outside every timing).
+pub fn seq_data(s: &Sizes) -> Bytes {
+    static DATA: std::sync::Mutex<Option<(u64, Bytes)>> = std::sync::Mutex::new(None);
+    let mut cached = DATA.lock().unwrap_or_else(|e| e.into_inner());
+    match &*cached {
+        Some((seed, bytes)) if *seed == s.seq_seed && bytes.len() as u64 == s.seq => bytes.clone(),
+        _ => {
+            // Drop the previous system's data before making this one's.
+            *cached = None;
+            let bytes = data(s.seq, s.seq_seed);
+            *cached = Some((s.seq_seed, bytes.clone()));
+            bytes
+        }
+    }
 }
 
 /// Puts the objects every system's run starts from.
@@ -108,7 +119,7 @@ pub fn run_mounted(
     f.idle_rss_kib = m.rss_kib();
 
     // Sequential write, timed until the object is whole in the bucket.
-    let seq = seq_data(s.seq);
+    let seq = seq_data(s);
     let t0 = Instant::now();
     let mut file = std::fs::File::create(m.path("seq.bin"))?;
     for piece in seq.chunks(MIB as usize) {

@@ -20,6 +20,9 @@ use crate::prefetch::Prefetcher;
 use crate::staging::BLOCK_SIZE;
 use crate::upload::fill_block;
 
+/// Largest file S3 can hold (5 TiB); writes past it fail with EFBIG.
+const MAX_FILE_SIZE: u64 = 5 << 40;
+
 /// One open file.
 pub(crate) struct Handle<C> {
     pub ino: u64,
@@ -225,7 +228,7 @@ impl<C: ObjectClient> Filesystem<C> {
         }
         let end = offset
             .checked_add(data.len() as u64)
-            .filter(|e| *e <= 5 * (1u64 << 40))
+            .filter(|e| *e <= MAX_FILE_SIZE)
             .ok_or(FsError::TooLarge)?;
         let slot = self.write_slot(handle.ino)?;
         let mut guard = slot.state.lock().await;
@@ -242,14 +245,62 @@ impl<C: ObjectClient> Filesystem<C> {
         self.stream_blocks(handle.ino, state).await;
         let size = state.staged.size();
         drop(guard);
+        self.after_write(handle.ino, size);
+        Ok(data.len() as u32)
+    }
+
+    /// `write` done at once on the caller's thread, straight from `data`,
+    /// when nothing has to be waited for: the write lock is free, no block
+    /// the write covers partly must first be fetched from the base, and
+    /// the write does not complete a block (completing one may start a
+    /// streamed part, which can wait for parts in flight). `None` means
+    /// "call `write`"; nothing has changed then. The FUSE adapter uses
+    /// this so the common write is staged without copying its buffer.
+    pub fn try_write_now(&self, fh: u64, offset: u64, data: &[u8]) -> Option<FsResult<u32>> {
+        if let Err(e) = self.check_writable() {
+            return Some(Err(e));
+        }
+        let handle = match self.handle(fh) {
+            Ok(h) => h,
+            Err(e) => return Some(Err(e)),
+        };
+        if handle.poisoned.load(Ordering::Acquire) {
+            return Some(Err(self.poisoned_error(handle.ino)));
+        }
+        // Past the size limit `write` reports EFBIG.
+        let end = offset
+            .checked_add(data.len() as u64)
+            .filter(|e| *e <= MAX_FILE_SIZE)?;
+        let slot = self.table().get(handle.ino)?.write.clone()?;
+        let mut guard = slot.state.try_lock().ok()?;
+        let state = &mut *guard;
+        let size = state.staged.size();
+        let last_block = |len: u64| len.saturating_sub(1) / BLOCK_SIZE;
+        if end > size && last_block(end) != last_block(size) {
+            return None;
+        }
+        if !state.staged.absent_in(offset, end).is_empty() {
+            return None;
+        }
+        if let Err(e) = state.staged.write(offset, data) {
+            return Some(Err(staging_error(e)));
+        }
+        slot.dirty.store(true, Ordering::Release);
+        let size = state.staged.size();
+        drop(guard);
+        self.after_write(handle.ino, size);
+        Some(Ok(data.len() as u32))
+    }
+
+    /// Size and times of `ino` after a write left it `size` bytes long.
+    fn after_write(&self, ino: u64, size: u64) {
         let now = SystemTime::now();
-        if let Some(i) = self.table().get_mut(handle.ino) {
+        if let Some(i) = self.table().get_mut(ino) {
             i.attr.size = size;
             i.attr.mtime = now;
             i.attr.ctime = now;
         }
         self.metrics.store_staging(&self.staging);
-        Ok(data.len() as u32)
     }
 
     fn poisoned_error(&self, ino: u64) -> FsError {

@@ -63,7 +63,10 @@ pub struct FsConfig {
     /// Staging directory and its size limit.
     pub staging_dir: PathBuf,
     pub staging_max_bytes: u64,
-    /// Parts uploaded in parallel per file.
+    /// Parts uploaded in parallel per file (each in flight holds one
+    /// 8 MiB block in memory: 8 is 64 MiB, within the mount's 128 MiB
+    /// peak-RSS budget, and the parallelism the raw-client ceiling of the
+    /// benchmark uses).
     pub upload_concurrency: usize,
     /// Delay before a failed upload is retried in the background.
     pub retry_interval: Duration,
@@ -79,7 +82,7 @@ impl FsConfig {
             metadata_ttl: Some(Duration::from_secs(1)),
             staging_dir,
             staging_max_bytes: 4 << 30,
-            upload_concurrency: 4,
+            upload_concurrency: 8,
             retry_interval: Duration::from_secs(5),
         }
     }

@@ -162,6 +162,33 @@ impl Backing {
     }
 }
 
+/// A range of a staged file to read later (see
+/// [`StagedFile::range_reader`]).
+#[derive(Debug)]
+pub enum RangeReader {
+    File { file: File, start: u64, len: u64 },
+    Bytes(Vec<u8>),
+}
+
+impl RangeReader {
+    /// Replace `buf`'s contents with the bytes (blocking I/O for a spilled
+    /// file; `buf` may be a reused buffer, so no new memory is touched when
+    /// it is large enough). Fails if the file became shorter than the
+    /// range meanwhile.
+    pub fn read_into(self, buf: &mut Vec<u8>) -> io::Result<()> {
+        match self {
+            Self::File { file, start, len } => {
+                buf.resize(len as usize, 0);
+                file.read_exact_at(buf, start)
+            }
+            Self::Bytes(b) => {
+                *buf = b;
+                Ok(())
+            }
+        }
+    }
+}
+
 /// One staged file. Not internally synchronised: the filesystem keeps it
 /// behind the inode's write lock.
 #[derive(Debug)]
@@ -271,6 +298,27 @@ impl StagedFile {
         let n = (self.size.saturating_sub(offset)).min(buf.len() as u64) as usize;
         self.backing.read_exact_at(&mut buf[..n], offset)?;
         Ok(n)
+    }
+
+    /// Something to read bytes `start..start + len` of the staged data
+    /// from later, without this file's lock: an own descriptor of the
+    /// spilled file (so the read can run on another thread), or a copy of
+    /// in-memory data. Bytes changed after this call may or may not be
+    /// seen; callers recognise that by the block generations.
+    pub fn range_reader(&self, start: u64, len: u64) -> io::Result<RangeReader> {
+        match &self.backing {
+            Backing::File(f) => Ok(RangeReader::File {
+                file: f.try_clone()?,
+                start,
+                len,
+            }),
+            Backing::Memory(_) => {
+                let mut buf = vec![0u8; len as usize];
+                let n = self.read(start, &mut buf)?;
+                buf.truncate(n);
+                Ok(RangeReader::Bytes(buf))
+            }
+        }
     }
 
     /// Truncate or extend. Bytes past the old size read as zeros.
