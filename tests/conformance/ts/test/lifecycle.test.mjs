@@ -30,14 +30,14 @@ describe("pause and resume", () => {
     assert.equal(sb.status, "paused");
     const view = await client.getSandbox(sb.id);
     assert.equal(view.status, "paused");
-    assert.equal(typeof view.paused_at, "string");
+    assert.equal(typeof view.data.paused_at, "string");
     await sb.resume();
     await sb.waitUntilRunning({ timeoutMs: 60_000 });
     assert.equal(sb.status, "running");
     const r = await sb.runCommand("bash", ["-c", "cat /root/state; pgrep -xf 'sleep 7777' >/dev/null && echo alive"]);
     assert.equal(r.result.stdout, "on-disk\nalive\n");
     const again = await client.getSandbox(sb.id);
-    assert.equal(typeof again.last_resumed_at, "string");
+    assert.equal(typeof again.data.last_resumed_at, "string");
   });
 
   test("resuming a running sandbox is a 409", async () => {
@@ -71,7 +71,7 @@ describe("fork", () => {
 
 describe("resize, ssh keys, auto-pause", () => {
   test("resize grows the disk and refuses to shrink", async () => {
-    const before = (await client.getSandbox(sb.id)).disk_mib;
+    const before = (await client.getSandbox(sb.id)).data.disk_mib;
     const res = await sb.resize(before + 512);
     assert.deepEqual(res, { id: sb.id, disk_mib: before + 512 });
     await assert.rejects(sb.resize(before), (err) => err.statusCode === 400);
@@ -87,8 +87,8 @@ describe("resize, ssh keys, auto-pause", () => {
 
   test("setAutoPause sets and clears the threshold", async () => {
     await sb.setAutoPause(600);
-    assert.equal((await client.getSandbox(sb.id)).auto_pause_after_seconds, 600);
+    assert.equal((await client.getSandbox(sb.id)).data.auto_pause_after_seconds, 600);
     await sb.setAutoPause(null);
-    assert.equal((await client.getSandbox(sb.id)).auto_pause_after_seconds, undefined);
+    assert.equal((await client.getSandbox(sb.id)).data.auto_pause_after_seconds, undefined);
   });
 });
