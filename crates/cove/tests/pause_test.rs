@@ -284,3 +284,38 @@ async fn code_inside_can_pause_and_delete_its_sandbox() -> Result<()> {
     }
     Ok(())
 }
+
+/// A disk attached live cannot be carried by a checkpoint while a file is
+/// open on it: the pause is refused (409) and nothing changes.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_file_open_on_a_live_attached_disk_refuses_the_pause() -> Result<()> {
+    let garage = TempGarage::start()?;
+    let bucket = garage.create_unique_bucket("live")?;
+    let mut server = TempServer::start().await?;
+    let api = server.user("plive")?;
+    call(
+        &api,
+        "/v1/disks",
+        json!({"name": "data", "kind": "s3",
+               "config": {"bucket": bucket, "endpoint": garage.endpoint(), "region": garage.region(), "use_path_style": true},
+               "credentials": {"access_key": garage.key_id(), "secret_key": garage.secret_key()}}),
+    )
+    .await?;
+    let sid = id(&api.create(json!({})).await?);
+    call(&api, &format!("/v1/sandboxes/{sid}/disks"), json!({"disk_id": "data", "mount_path": "/live"})).await?;
+    let writer = "import os, time\nfd = os.open('/live/held.txt', os.O_WRONLY | os.O_CREAT)\nos.write(fd, b'held')\ntime.sleep(600)\n";
+    api.exec_body(&sid, json!({"cmd": "bash", "args": ["-c", "setsid python3 -c \"$(cat)\" >/dev/null 2>&1 </dev/null & sleep 1"], "stdin": writer}))
+        .await?;
+    let (code, fail_code) = fail(&api, &format!("/v1/sandboxes/{sid}/pause"), json!({})).await?;
+    assert_eq!((code, fail_code.as_str()), (409, "pause_failed"));
+    assert_eq!(api.sandbox(&sid).await?["status"], "running");
+    let r = api.sh(&sid, "echo more > /live/after.txt && cat /live/after.txt && pgrep -f held.txt >/dev/null && echo writer-alive").await?;
+    assert_eq!(r.stdout, "more\nwriter-alive\n", "{r:?}");
+    // Without the open file the same sandbox pauses and resumes.
+    api.sh(&sid, "pkill -f held.txt; sleep 0.5").await?;
+    call(&api, &format!("/v1/sandboxes/{sid}/pause"), json!({})).await?;
+    call(&api, &format!("/v1/sandboxes/{sid}/resume"), json!({})).await?;
+    let r = api.sh(&sid, "cat /live/held.txt /live/after.txt").await?;
+    assert_eq!(r.stdout, "heldmore\n", "{r:?}");
+    Ok(())
+}
