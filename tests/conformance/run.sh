@@ -77,6 +77,11 @@ cleanup() {
     kill -KILL "$server_pid" 2>/dev/null
     wait "$server_pid" 2>/dev/null
   fi
+  # Closing test-garage's stdin stops garage (after the server flushed).
+  if [ -n "${GARAGE_PID:-}" ]; then
+    [ -n "${GARAGE[1]:-}" ] && eval "exec ${GARAGE[1]}>&-"
+    wait "$GARAGE_PID" 2>/dev/null
+  fi
   if [ "$rc" -ne 0 ] && [ -f "$state/serve.log" ]; then
     log "last lines of the server log:"
     tail -n 40 "$state/serve.log" >&2
@@ -128,6 +133,21 @@ keys=("$key" "$key2")
 export CREATEOS_SANDBOX_BASE_URL="$base"
 export COVE_CONFORMANCE_SECOND_API_KEY="$key2"
 export COVE_CONFORMANCE_BASE_PATH="$prefix"
+
+# A real S3 server for the disk tests: garage on loopback, kept alive by
+# test-garage until its stdin (our coproc pipe) closes.
+garage_bin="${COVE_GARAGE_BIN:-${COVE_CACHE_DIR:-/var/cache/cove}/garage/bin/garage}"
+[ -x "$garage_bin" ] || die "garage is missing at $garage_bin: run scripts/lib/garage.sh"
+export COVE_GARAGE_BIN="$garage_bin"
+cargo build --quiet -p cove-testkit --bin test-garage
+coproc GARAGE { "$repo/target/debug/test-garage"; }
+read -r s3 <&"${GARAGE[0]}" || die "test-garage did not start garage"
+s3_field() { python3 -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$s3" "$1"; }
+export COVE_CONFORMANCE_S3_ENDPOINT="$(s3_field endpoint)"
+export COVE_CONFORMANCE_S3_REGION="$(s3_field region)"
+export COVE_CONFORMANCE_S3_BUCKET="$(s3_field bucket)"
+export COVE_CONFORMANCE_S3_ACCESS_KEY="$(s3_field access_key)"
+export COVE_CONFORMANCE_S3_SECRET_KEY="$(s3_field secret_key)"
 
 # --- the suites -------------------------------------------------------------
 failed=0

@@ -34,6 +34,28 @@ pub enum ErrorCode {
     NameTaken,
     /// The sandbox is not in a state that allows the operation.
     InvalidState,
+    /// A disk's `config.endpoint` is not an http(s) URL.
+    InvalidEndpoint,
+    /// A disk's endpoint refused the connection or could not be resolved.
+    EndpointUnreachable,
+    /// A disk's endpoint did not answer in time.
+    EndpointTimeout,
+    /// A disk's bucket does not exist.
+    BucketNotFound,
+    /// A disk's credentials were refused (or do not allow listing).
+    AccessDenied,
+    /// A disk's endpoint answered, but not like S3.
+    ProbeFailed,
+    /// The disk is attached to a sandbox that is not destroyed.
+    DiskInUse,
+    /// Another attachment of the sandbox is at, above or below this mount path.
+    MountPathInUse,
+    /// Pending writes of a disk could not be uploaded; the mount stays.
+    FlushFailed,
+    /// The disk could not be mounted in the sandbox.
+    MountFailed,
+    /// The checkpoint failed; the sandbox keeps running.
+    PauseFailed,
 }
 
 impl ErrorCode {
@@ -53,6 +75,17 @@ impl ErrorCode {
             Self::NotFound => "not_found",
             Self::NameTaken => "name_taken",
             Self::InvalidState => "invalid_state",
+            Self::InvalidEndpoint => "invalid_endpoint",
+            Self::EndpointUnreachable => "endpoint_unreachable",
+            Self::EndpointTimeout => "endpoint_timeout",
+            Self::BucketNotFound => "bucket_not_found",
+            Self::AccessDenied => "access_denied",
+            Self::ProbeFailed => "probe_failed",
+            Self::DiskInUse => "disk_in_use",
+            Self::MountPathInUse => "mount_path_in_use",
+            Self::FlushFailed => "flush_failed",
+            Self::MountFailed => "mount_failed",
+            Self::PauseFailed => "pause_failed",
         }
     }
 }
@@ -77,6 +110,17 @@ mod tests {
             ErrorCode::NotFound,
             ErrorCode::NameTaken,
             ErrorCode::InvalidState,
+            ErrorCode::InvalidEndpoint,
+            ErrorCode::EndpointUnreachable,
+            ErrorCode::EndpointTimeout,
+            ErrorCode::BucketNotFound,
+            ErrorCode::AccessDenied,
+            ErrorCode::ProbeFailed,
+            ErrorCode::DiskInUse,
+            ErrorCode::MountPathInUse,
+            ErrorCode::FlushFailed,
+            ErrorCode::MountFailed,
+            ErrorCode::PauseFailed,
         ] {
             let json = serde_json::to_value(code).unwrap();
             assert_eq!(json, serde_json::Value::String(code.as_str().into()));

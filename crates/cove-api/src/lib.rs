@@ -7,9 +7,11 @@
 pub mod agent;
 pub mod catalog;
 pub mod codes;
+pub mod disk;
 pub mod envelope;
 pub mod exec;
 pub mod ids;
+pub mod lifecycle;
 pub mod ndjson;
 pub mod sandbox;
 pub mod timestamp;

@@ -94,17 +94,7 @@ pub struct NetworkRef {
     pub id: String,
 }
 
-/// A disk mounted into a sandbox.
-#[derive(Clone, Debug, Deserialize, ToSchema)]
-pub struct DiskAttachment {
-    /// Disk id or name.
-    pub disk_id: String,
-    /// Absolute path inside the sandbox.
-    pub mount_path: String,
-    /// Prefix inside the bucket (relative, no `..`).
-    #[serde(default)]
-    pub sub_path: Option<String>,
-}
+pub use crate::disk::DiskAttachment;
 
 /// `POST /v1/sandboxes`. Only `shape` is required. `Debug` shows env names
 /// only, so logging a request can never leak a value.
@@ -143,7 +133,7 @@ pub struct CreateSandboxRequest {
     /// Whether public ingress is on.
     #[serde(default)]
     pub ingress_enabled: Option<bool>,
-    /// Disks mounted at boot (not supported yet: 501).
+    /// Disks mounted from the start.
     #[serde(default)]
     pub disks: Option<Vec<DiskAttachment>>,
     /// Must equal the server's region.

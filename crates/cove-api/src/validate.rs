@@ -255,15 +255,7 @@ impl CreateSandboxRequest {
             )));
         }
         if let Some(keys) = &self.ssh_pubkeys {
-            if keys.len() > 64
-                || keys
-                    .iter()
-                    .any(|k| k.trim().is_empty() || k.len() > 16 * 1024)
-            {
-                return Err(ValidationError::field(
-                    "ssh_pubkeys must hold at most 64 non-empty keys of at most 16 KiB",
-                ));
-            }
+            crate::lifecycle::validate_pubkeys(keys)?;
         }
         Ok(())
     }

@@ -118,6 +118,7 @@ fn spec(disk_mib: u64) -> SandboxSpec {
         mem_mib: 512,
         disk_mib,
         pids_limit: 256,
+        mounts: Vec::new(),
     }
 }
 

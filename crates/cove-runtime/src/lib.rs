@@ -35,6 +35,8 @@ pub struct SandboxSpec {
     pub mem_mib: u64,
     pub disk_mib: u64,
     pub pids_limit: u32,
+    /// Host directories bound into the sandbox from its start (disks).
+    pub mounts: Vec<BindMount>,
 }
 
 /// A host directory bound into a sandbox: the host side of a disk
@@ -280,6 +282,28 @@ pub trait Runtime: Send + Sync + 'static {
     /// Every sandbox (or leftover) this runtime finds on the machine.
     async fn list(&self) -> Result<Vec<RuntimeSandbox>, RuntimeError>;
 
+    /// Makes the host directory `mount.host_path` (a mount point) visible
+    /// at `mount.container_path` inside the running sandbox, creating the
+    /// directories on the way; usable when this returns. The path is
+    /// resolved inside the sandbox and a symlink on it is refused
+    /// (`InvalidPath`). With `replace`, a mount already exactly there (a
+    /// dead one left by a previous server process) is detached first.
+    async fn attach_mount(
+        &self,
+        id: &SandboxId,
+        mount: &BindMount,
+        replace: bool,
+    ) -> Result<(), RuntimeError>;
+
+    /// Detaches (lazily: open files stay usable until closed) the mount at
+    /// `container_path` inside the running sandbox. Nothing mounted there
+    /// is `Ok`.
+    async fn detach_mount(&self, id: &SandboxId, container_path: &str) -> Result<(), RuntimeError>;
+
+    /// The host uid and gid of the sandboxes' root: the owner a host-side
+    /// filesystem must give files so that root inside owns them.
+    fn sandbox_owner(&self) -> (u32, u32);
+
     /// Host capacity and the images available.
     async fn capacity(&self) -> Result<HostCapacity, RuntimeError>;
 
@@ -292,6 +316,7 @@ pub mod mock;
 
 pub mod agent_client;
 mod loopdev;
+mod mount_ns;
 pub mod runc;
 pub mod sys;
 

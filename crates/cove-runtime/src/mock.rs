@@ -28,7 +28,7 @@
 //! Failure injection and inspection helpers let tests check rollback, stream
 //! teardown on disconnect and leftover clean-up.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -52,6 +52,9 @@ struct MockSandbox {
     state: RuntimeState,
     files: HashMap<String, Vec<u8>>,
     dirs: BTreeSet<String>,
+    /// Mounts visible inside, by container path (declared at create or
+    /// attached live).
+    mounts: BTreeMap<String, BindMount>,
 }
 
 #[derive(Debug, Default)]
@@ -64,6 +67,10 @@ struct Inner {
     last_exec: Option<ExecSpec>,
     capacity_down: bool,
     fail_next_restore: Option<RuntimeError>,
+    /// Further restores that fail after `fail_next_restore` (a CRIU that
+    /// keeps failing).
+    restore_failures: u32,
+    fail_next_checkpoint: Option<RuntimeError>,
     last_mounts: Vec<BindMount>,
 }
 
@@ -122,6 +129,16 @@ impl MockRuntime {
         self.lock().fail_next_restore = Some(err);
     }
 
+    /// Makes the next `n` restores or forks fail; the sandbox stays checkpointed.
+    pub fn fail_restores(&self, n: u32) {
+        self.lock().restore_failures = n;
+    }
+
+    /// Makes the next `checkpoint` fail with `err`; the sandbox keeps running.
+    pub fn fail_next_checkpoint(&self, err: RuntimeError) {
+        self.lock().fail_next_checkpoint = Some(err);
+    }
+
     /// The binds passed to the last `restore` or `fork`.
     pub fn last_mounts(&self) -> Vec<BindMount> {
         self.lock().last_mounts.clone()
@@ -156,6 +173,7 @@ impl MockRuntime {
             mem_mib: 256,
             disk_mib: 1024,
             pids_limit: 64,
+            mounts: Vec::new(),
         };
         inner.sandboxes.insert(
             id,
@@ -165,8 +183,18 @@ impl MockRuntime {
                 state,
                 files: HashMap::new(),
                 dirs: BTreeSet::new(),
+                mounts: BTreeMap::new(),
             },
         );
+    }
+
+    /// The mounts visible inside a sandbox, by container path.
+    pub fn mounts(&self, id: &SandboxId) -> Vec<BindMount> {
+        self.lock()
+            .sandboxes
+            .get(id)
+            .map(|s| s.mounts.values().cloned().collect())
+            .unwrap_or_default()
     }
 
     /// Marks a sandbox stopped (its container died).
@@ -312,6 +340,7 @@ impl Runtime for MockRuntime {
             state: RuntimeState::Running,
             files: HashMap::new(),
             dirs: BTreeSet::from(["/".to_owned()]),
+            mounts: by_path(&spec.mounts),
         };
         inner.sandboxes.insert(spec.id.clone(), sb);
         Ok(CreatedSandbox { ip })
@@ -326,7 +355,15 @@ impl Runtime for MockRuntime {
         if sb.state != RuntimeState::Running {
             return Err(RuntimeError::NotRunning(id.clone()));
         }
+        if let Some(err) = inner.fail_next_checkpoint.take() {
+            return Err(err);
+        }
+        let sb = inner
+            .sandboxes
+            .get_mut(id)
+            .ok_or_else(|| RuntimeError::NotFound(id.clone()))?;
         sb.state = RuntimeState::Checkpointed;
+        sb.mounts.clear();
         // The memory image is about the sandbox's memory size.
         let mem = sb.spec.mem_mib << 20;
         Ok(CheckpointInfo {
@@ -351,12 +388,21 @@ impl Runtime for MockRuntime {
         if let Some(err) = inner.fail_next_restore.take() {
             return Err(err);
         }
+        if inner.restore_failures > 0 {
+            inner.restore_failures -= 1;
+            return Err(RuntimeError::Failed {
+                id: id.clone(),
+                op: "restore",
+                message: "criu restore failed (injected)".into(),
+            });
+        }
         inner.last_mounts = mounts.to_vec();
         let sb = inner
             .sandboxes
             .get_mut(id)
             .ok_or_else(|| RuntimeError::NotFound(id.clone()))?;
         sb.state = RuntimeState::Running;
+        sb.mounts = by_path(mounts);
         Ok(CreatedSandbox { ip: sb.ip })
     }
 
@@ -388,6 +434,14 @@ impl Runtime for MockRuntime {
         if let Some(err) = inner.fail_next_restore.take() {
             return Err(err);
         }
+        if inner.restore_failures > 0 {
+            inner.restore_failures -= 1;
+            return Err(RuntimeError::Failed {
+                id: new.id.clone(),
+                op: "fork",
+                message: "criu restore failed (injected)".into(),
+            });
+        }
         inner.last_mounts = mounts.to_vec();
         let ip = Self::next_ip(&mut inner);
         let sb = MockSandbox {
@@ -396,6 +450,7 @@ impl Runtime for MockRuntime {
             state: RuntimeState::Running,
             files,
             dirs,
+            mounts: by_path(mounts),
         };
         inner.sandboxes.insert(new.id.clone(), sb);
         Ok(CreatedSandbox { ip })
@@ -555,6 +610,42 @@ impl Runtime for MockRuntime {
             .collect())
     }
 
+    async fn attach_mount(
+        &self,
+        id: &SandboxId,
+        mount: &BindMount,
+        replace: bool,
+    ) -> Result<(), RuntimeError> {
+        self.running(id)?;
+        let mut inner = self.lock();
+        let sb = inner
+            .sandboxes
+            .get_mut(id)
+            .ok_or_else(|| RuntimeError::NotFound(id.clone()))?;
+        if sb.mounts.contains_key(&mount.container_path) && !replace {
+            return Err(RuntimeError::Failed {
+                id: id.clone(),
+                op: "attach_mount",
+                message: format!("{} is already a mount point", mount.container_path),
+            });
+        }
+        sb.mounts
+            .insert(mount.container_path.clone(), mount.clone());
+        Ok(())
+    }
+
+    async fn detach_mount(&self, id: &SandboxId, container_path: &str) -> Result<(), RuntimeError> {
+        self.running(id)?;
+        if let Some(sb) = self.lock().sandboxes.get_mut(id) {
+            sb.mounts.remove(container_path);
+        }
+        Ok(())
+    }
+
+    fn sandbox_owner(&self) -> (u32, u32) {
+        (100_000, 100_000)
+    }
+
     async fn capacity(&self) -> Result<HostCapacity, RuntimeError> {
         let inner = self.lock();
         if inner.capacity_down {
@@ -595,6 +686,7 @@ mod tests {
             mem_mib: 256,
             disk_mib: 1024,
             pids_limit: 64,
+            mounts: Vec::new(),
         }
     }
 
@@ -668,4 +760,12 @@ mod tests {
             })
         ));
     }
+}
+
+/// Mounts keyed by their path inside the sandbox.
+fn by_path(mounts: &[BindMount]) -> BTreeMap<String, BindMount> {
+    mounts
+        .iter()
+        .map(|m| (m.container_path.clone(), m.clone()))
+        .collect()
 }

@@ -52,6 +52,21 @@ pub trait Sys: Send + Sync {
     fn loop_attach(&self, file: &Path) -> std::io::Result<(PathBuf, Option<std::os::fd::OwnedFd>)>;
     /// `lchown(2)`.
     fn chown(&self, path: &Path, uid: u32, gid: u32) -> std::io::Result<()>;
+    /// Attaches a copy of the host mount `source` at `target` inside the
+    /// mount namespace of `pid` (see `mount_ns.rs`); missing directories
+    /// are created owned by `owner`; `replace` first detaches what is
+    /// mounted exactly there.
+    fn inject_mount(
+        &self,
+        pid: u32,
+        source: &Path,
+        target: &str,
+        owner: (u32, u32),
+        replace: bool,
+    ) -> std::io::Result<()>;
+    /// Lazily detaches the mount at `target` inside the mount namespace of
+    /// `pid`; nothing mounted there is success.
+    fn eject_mount(&self, pid: u32, target: &str) -> std::io::Result<()>;
     /// `kill(pid, SIGKILL)`; a process already gone is not an error.
     fn kill(&self, pid: u32) -> std::io::Result<()>;
 }
@@ -60,6 +75,21 @@ pub trait Sys: Send + Sync {
 pub struct RealSys;
 
 impl Sys for RealSys {
+    fn inject_mount(
+        &self,
+        pid: u32,
+        source: &Path,
+        target: &str,
+        owner: (u32, u32),
+        replace: bool,
+    ) -> std::io::Result<()> {
+        crate::mount_ns::inject(pid, source, target, owner, replace)
+    }
+
+    fn eject_mount(&self, pid: u32, target: &str) -> std::io::Result<()> {
+        crate::mount_ns::eject(pid, target)
+    }
+
     fn run(&self, program: &Path, args: &[OsString]) -> std::io::Result<CmdOutput> {
         let out = Command::new(program)
             .args(args)
@@ -248,6 +278,26 @@ impl Sys for RecordingSys {
 
     fn chown(&self, path: &Path, uid: u32, gid: u32) -> std::io::Result<()> {
         self.push(format!("chown {uid}:{gid} {}", path.display()));
+        Ok(())
+    }
+
+    fn inject_mount(
+        &self,
+        pid: u32,
+        source: &Path,
+        target: &str,
+        (uid, gid): (u32, u32),
+        replace: bool,
+    ) -> std::io::Result<()> {
+        self.push(format!(
+            "inject_mount {pid} {} {target} {uid}:{gid} replace={replace}",
+            source.display()
+        ));
+        Ok(())
+    }
+
+    fn eject_mount(&self, pid: u32, target: &str) -> std::io::Result<()> {
+        self.push(format!("eject_mount {pid} {target}"));
         Ok(())
     }
 

@@ -53,6 +53,7 @@ async fn helper_create_sandbox_and_wait() -> Result<()> {
         mem_mib: 256,
         disk_mib: 128,
         pids_limit: 64,
+        mounts: Vec::new(),
     };
     let created = rt.create(&spec).await?;
     println!("SANDBOX {} {}", spec.id, created.ip);

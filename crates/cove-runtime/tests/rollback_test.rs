@@ -32,6 +32,7 @@ fn spec() -> SandboxSpec {
         mem_mib: 128,
         disk_mib: 64,
         pids_limit: 64,
+        mounts: Vec::new(),
     }
 }
 

@@ -19,6 +19,8 @@ use cove_api::validate::ValidationError;
 use cove_runtime::RuntimeError;
 use cove_store::StoreError;
 
+use crate::mounts::MountError;
+
 /// Everything a service can fail with.
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
@@ -52,6 +54,19 @@ pub enum ServiceError {
     NotImplemented(String),
     #[error("create of {id} failed: {reason}")]
     CreateFailed { id: SandboxId, reason: String },
+    /// A disk's bucket could not be reached, mounted or flushed.
+    #[error("{0}")]
+    Mount(#[from] MountError),
+    #[error("pause of {id} failed and it keeps running: {reason}")]
+    PauseFailed { id: SandboxId, reason: String },
+    #[error("resume of {id} failed: {reason}")]
+    ResumeFailed { id: SandboxId, reason: String },
+    #[error("a disk named {0} already exists with another config")]
+    DiskNameTaken(String),
+    #[error("disk {0} is attached to a sandbox that is not destroyed; detach it first")]
+    DiskInUse(String),
+    #[error("{0}")]
+    MountPathInUse(String),
     #[error("{0}")]
     Internal(String),
 }
@@ -107,6 +122,12 @@ impl ServiceError {
                 retry_after_secs: Some(1),
             },
             Self::NotImplemented(_) => server(StatusCode::NOT_IMPLEMENTED),
+            Self::Mount(m) => mount_mapped(m),
+            Self::PauseFailed { .. } => client(StatusCode::CONFLICT, ErrorCode::PauseFailed),
+            Self::ResumeFailed { .. } => server(StatusCode::INTERNAL_SERVER_ERROR),
+            Self::DiskNameTaken(_) => client(StatusCode::CONFLICT, ErrorCode::NameTaken),
+            Self::DiskInUse(_) => client(StatusCode::CONFLICT, ErrorCode::DiskInUse),
+            Self::MountPathInUse(_) => client(StatusCode::CONFLICT, ErrorCode::MountPathInUse),
             Self::CreateFailed { .. } => server(StatusCode::INTERNAL_SERVER_ERROR),
             Self::Internal(_) => server(StatusCode::INTERNAL_SERVER_ERROR),
         }
@@ -116,11 +137,34 @@ impl ServiceError {
     fn public_message(&self) -> String {
         match self {
             Self::Internal(_) => "internal error".to_owned(),
+            Self::ResumeFailed { id, .. } => format!(
+                "resume of {id} failed; it is in status error: POST /v1/sandboxes/{id}/resume to retry"
+            ),
+            Self::Mount(MountError::Host { .. }) => {
+                "mounting the disk on the host failed".to_owned()
+            }
             Self::CreateFailed { id, .. } => {
                 format!("create of {id} failed; GET the sandbox for its failure_reason")
             }
             other => other.to_string(),
         }
+    }
+}
+
+/// Bucket problems are the caller's to fix (400, each with its code); a
+/// failed flush keeps the mount (409); a host-side failure is ours (500).
+fn mount_mapped(e: &MountError) -> Mapped {
+    let bad = |code| client(StatusCode::BAD_REQUEST, code);
+    match e {
+        MountError::Unreachable { .. } => bad(ErrorCode::EndpointUnreachable),
+        MountError::Timeout { .. } => bad(ErrorCode::EndpointTimeout),
+        MountError::BucketNotFound { .. } => bad(ErrorCode::BucketNotFound),
+        MountError::AccessDenied { .. } => bad(ErrorCode::AccessDenied),
+        MountError::Protocol { .. } => bad(ErrorCode::ProbeFailed),
+        MountError::InvalidConfig { .. } => bad(ErrorCode::InvalidEndpoint),
+        MountError::FlushFailed { .. } => client(StatusCode::CONFLICT, ErrorCode::FlushFailed),
+        MountError::NotMounted => client(StatusCode::CONFLICT, ErrorCode::MountFailed),
+        MountError::Host { .. } => server(StatusCode::INTERNAL_SERVER_ERROR),
     }
 }
 
@@ -279,6 +323,76 @@ mod tests {
         assert_eq!(body["status"], "error");
         assert_eq!(body["code"], 503);
         assert_eq!(resp.headers()[header::RETRY_AFTER], "5");
+    }
+
+    #[test]
+    fn mount_errors_are_client_errors_but_host_failures() {
+        let cases: Vec<(MountError, u16, Option<&str>)> = vec![
+            (
+                MountError::Unreachable {
+                    message: "refused".into(),
+                },
+                400,
+                Some("endpoint_unreachable"),
+            ),
+            (
+                MountError::Timeout { secs: 5 },
+                400,
+                Some("endpoint_timeout"),
+            ),
+            (
+                MountError::BucketNotFound { bucket: "b".into() },
+                400,
+                Some("bucket_not_found"),
+            ),
+            (
+                MountError::AccessDenied {
+                    code: "InvalidAccessKeyId".into(),
+                },
+                400,
+                Some("access_denied"),
+            ),
+            (
+                MountError::Protocol {
+                    message: "x".into(),
+                },
+                400,
+                Some("probe_failed"),
+            ),
+            (
+                MountError::InvalidConfig {
+                    message: "x".into(),
+                },
+                400,
+                Some("invalid_endpoint"),
+            ),
+            (
+                MountError::FlushFailed {
+                    files: 1,
+                    message: "x".into(),
+                },
+                409,
+                Some("flush_failed"),
+            ),
+            (MountError::NotMounted, 409, Some("mount_failed")),
+            (
+                MountError::Host {
+                    message: "/var/lib/cove/mounts/x: EPERM".into(),
+                },
+                500,
+                None,
+            ),
+        ];
+        for (err, status, code) in cases {
+            let e = ServiceError::Mount(err);
+            let m = e.mapped();
+            assert_eq!(m.status.as_u16(), status, "{e}");
+            assert_eq!(m.code.map(ErrorCode::as_str), code, "{e}");
+        }
+        let host = ServiceError::Mount(MountError::Host {
+            message: "/secret/path".into(),
+        });
+        assert!(!host.public_message().contains("/secret/path"));
     }
 
     #[test]

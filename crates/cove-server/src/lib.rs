@@ -3,6 +3,7 @@
 //! call one service method; services hold the logic and reach the world only
 //! through the `Store` and `Runtime` traits held in `AppState`.
 
+pub mod activity;
 pub mod auth;
 pub mod catalog;
 pub mod error;
@@ -10,6 +11,7 @@ pub mod extract;
 mod handlers;
 pub mod jobs;
 pub mod metrics;
+pub mod mounts;
 mod names;
 pub mod openapi;
 mod routes;

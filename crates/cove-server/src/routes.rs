@@ -8,14 +8,14 @@ use axum::body::Body;
 use axum::extract::DefaultBodyLimit;
 use axum::http::Request;
 use axum::middleware::{from_fn, from_fn_with_state};
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 use axum::Router;
 use tower::ServiceBuilder;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
 use crate::error::log_internal_errors;
-use crate::handlers::{catalog, exec, files, sandboxes, system};
+use crate::handlers::{catalog, disks, exec, files, lifecycle, sandboxes, system};
 use crate::metrics::track_requests;
 use crate::state::AppState;
 
@@ -46,10 +46,42 @@ fn routes() -> Router<AppState> {
                 .patch(sandboxes::sandboxes_patch)
                 .delete(sandboxes::sandboxes_delete),
         )
+        .route("/v1/sandboxes/{id}/pause", post(lifecycle::sandboxes_pause))
+        .route(
+            "/v1/sandboxes/{id}/resume",
+            post(lifecycle::sandboxes_resume),
+        )
+        .route("/v1/sandboxes/{id}/fork", post(lifecycle::sandboxes_fork))
+        .route(
+            "/v1/sandboxes/{id}/resize",
+            post(lifecycle::sandboxes_resize),
+        )
+        .route(
+            "/v1/sandboxes/{id}/ssh-pubkeys",
+            post(lifecycle::sandboxes_ssh_pubkeys),
+        )
         .route("/v1/sandboxes/{id}/exec", post(exec::sandboxes_exec))
         .route(
             "/v1/sandboxes/{id}/files",
             put(files::files_upload).get(files::files_download),
+        )
+        .route(
+            "/v1/sandboxes/{id}/disks",
+            get(disks::attachments_list).post(disks::attachments_create),
+        )
+        .route(
+            "/v1/sandboxes/{id}/disks/{disk}",
+            delete(disks::attachments_delete).patch(disks::attachments_patch),
+        )
+        .route(
+            "/v1/disks",
+            post(disks::disks_create).get(disks::disks_list),
+        )
+        .route(
+            "/v1/disks/{disk}",
+            get(disks::disks_get)
+                .patch(disks::disks_patch)
+                .delete(disks::disks_delete),
         )
         .method_not_allowed_fallback(system::method_not_allowed)
         .fallback(system::not_found)

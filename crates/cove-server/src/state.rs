@@ -10,10 +10,15 @@ use cove_api::ids::SandboxId;
 use cove_runtime::Runtime;
 use cove_store::Store;
 
+use crate::activity::Activity;
 use crate::metrics::Metrics;
+use crate::mounts::Mounter;
+use crate::services::attachments::AttachmentService;
 use crate::services::catalog::CatalogService;
+use crate::services::disks::DiskService;
 use crate::services::exec::ExecService;
 use crate::services::files::FileService;
+use crate::services::lifecycle::LifecycleService;
 use crate::services::sandboxes::SandboxService;
 
 /// Server settings that handlers and services read.
@@ -31,6 +36,8 @@ pub struct AppConfig {
     pub ingress_domain: Option<String>,
     /// Pause between reconciler passes.
     pub reconcile_interval: Duration,
+    /// Pause between auto-pause passes.
+    pub auto_pause_tick: Duration,
 }
 
 impl Default for AppConfig {
@@ -42,6 +49,7 @@ impl Default for AppConfig {
             heartbeat: Duration::from_secs(5),
             ingress_domain: None,
             reconcile_interval: Duration::from_secs(30),
+            auto_pause_tick: Duration::from_secs(5),
         }
     }
 }
@@ -90,20 +98,38 @@ pub struct AppState {
     pub config: Arc<AppConfig>,
     pub store: Arc<dyn Store>,
     pub runtime: Arc<dyn Runtime>,
+    pub mounter: Arc<dyn Mounter>,
     pub metrics: Arc<Metrics>,
     pub inflight: Arc<InFlight>,
+    pub activity: Arc<Activity>,
     pub sandboxes: SandboxService,
     pub exec: ExecService,
     pub files: FileService,
     pub catalog: CatalogService,
+    pub disks: DiskService,
+    pub attachments: AttachmentService,
+    pub lifecycle: LifecycleService,
 }
 
 impl AppState {
-    /// Builds the services over a store and a runtime.
-    pub fn new(store: Arc<dyn Store>, runtime: Arc<dyn Runtime>, config: AppConfig) -> Self {
+    /// Builds the services over a store, a runtime and a mounter.
+    pub fn new(
+        store: Arc<dyn Store>,
+        runtime: Arc<dyn Runtime>,
+        mounter: Arc<dyn Mounter>,
+        config: AppConfig,
+    ) -> Self {
         let config = Arc::new(config);
         let metrics = Arc::new(Metrics::new());
         let inflight = Arc::new(InFlight::default());
+        let activity = Arc::new(Activity::default());
+        let attachments = AttachmentService::new(
+            store.clone(),
+            runtime.clone(),
+            mounter.clone(),
+            inflight.clone(),
+        );
+        let disks = DiskService::new(store.clone(), mounter.clone());
         let catalog = CatalogService::new(store.clone(), runtime.clone(), config.clone());
         let sandboxes = SandboxService::new(
             store.clone(),
@@ -112,6 +138,8 @@ impl AppState {
             catalog.clone(),
             metrics.clone(),
             inflight.clone(),
+            attachments.clone(),
+            activity.clone(),
         );
         let exec = ExecService::new(
             store.clone(),
@@ -121,16 +149,29 @@ impl AppState {
             config.clone(),
         );
         let files = FileService::new(runtime.clone(), sandboxes.clone());
+        let lifecycle = LifecycleService::new(
+            store.clone(),
+            runtime.clone(),
+            sandboxes.clone(),
+            attachments.clone(),
+            inflight.clone(),
+            activity.clone(),
+        );
         Self {
             config,
             store,
             runtime,
+            mounter,
             metrics,
             inflight,
+            activity,
             sandboxes,
             exec,
             files,
             catalog,
+            disks,
+            attachments,
+            lifecycle,
         }
     }
 }

@@ -14,12 +14,14 @@ use cove_api::sandbox::SandboxStatus;
 use cove_api::timestamp::Timestamp;
 
 pub mod crypto;
+pub mod disks;
 mod postgres;
 pub mod secret;
 mod sql;
 mod sqlite;
 
 pub use crypto::ServerKey;
+pub use disks::{AttachmentRecord, DiskDeletion, DiskRecord, DiskSecret, DiskStore};
 pub use postgres::PostgresStore;
 pub use secret::Secret;
 pub use sqlite::SqliteStore;
@@ -100,7 +102,7 @@ pub struct SandboxFilter {
 
 /// Persistent state of the control plane.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: DiskStore + Send + Sync + 'static {
     /// Checks the database answers (for `/readyz`).
     async fn ping(&self) -> Result<(), StoreError>;
 

@@ -27,3 +27,4 @@ impl PostgresStore {
 }
 
 crate::sql::impl_store!(PostgresStore, sqlx::postgres::PgRow);
+crate::disks::impl_disk_store!(PostgresStore, sqlx::postgres::PgRow);

@@ -56,3 +56,4 @@ fn create_private(path: &Path) -> Result<(), StoreError> {
 }
 
 crate::sql::impl_store!(SqliteStore, sqlx::sqlite::SqliteRow);
+crate::disks::impl_disk_store!(SqliteStore, sqlx::sqlite::SqliteRow);

@@ -165,6 +165,40 @@ admin_token = "{admin_token}"
         Ok(())
     }
 
+    /// Creates another access key and returns its id and secret.
+    pub fn create_key(&self, name: &str) -> Result<(String, String)> {
+        let info = self.admin("CreateKey", json!({ "name": name }))?;
+        let id = info["accessKeyId"].as_str();
+        let secret = info["secretAccessKey"].as_str();
+        match (id, secret) {
+            (Some(id), Some(secret)) => Ok((id.to_owned(), secret.to_owned())),
+            _ => bail!("CreateKey answered without a key: {info}"),
+        }
+    }
+
+    /// Gives `key_id` read and write rights on `bucket`.
+    pub fn allow_key(&self, bucket: &str, key_id: &str) -> Result<()> {
+        let info = self.admin_get(&format!("GetBucketInfo?globalAlias={bucket}"))?;
+        let id = info["id"]
+            .as_str()
+            .ok_or_else(|| anyhow!("no bucket {bucket}"))?;
+        self.admin(
+            "AllowBucketKey",
+            json!({
+                "bucketId": id,
+                "accessKeyId": key_id,
+                "permissions": { "read": true, "write": true, "owner": false },
+            }),
+        )?;
+        Ok(())
+    }
+
+    /// Deletes an access key: requests signed with it fail from now on.
+    pub fn delete_key(&self, key_id: &str) -> Result<()> {
+        self.admin(&format!("DeleteKey?id={key_id}"), json!({}))?;
+        Ok(())
+    }
+
     /// Creates a bucket named `<prefix>-<random>` (valid S3 name) and returns the name.
     pub fn create_unique_bucket(&self, prefix: &str) -> Result<String> {
         let name = format!("{prefix}-{}", random_hex(6));

@@ -15,7 +15,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use cove_runtime::runc::{RuncConfig, RuncRuntime};
-use cove_server::jobs::reconciler;
+use cove_server::jobs::{auto_pause, reconciler};
+use cove_server::mounts::bucketfs::BucketfsMounter;
+use cove_server::mounts::Mounter;
 use cove_server::{app, AppConfig, AppState};
 use cove_store::{ServerKey, Store};
 
@@ -52,6 +54,10 @@ pub struct Args {
     /// Seconds between reconciler passes.
     #[arg(long, env = "COVE_RECONCILE_SECS", default_value_t = 30)]
     pub reconcile_secs: u64,
+    /// Most data staged for upload per disk mount, in MiB (writes past it
+    /// fail with ENOSPC inside the sandbox).
+    #[arg(long, env = "COVE_DISK_STAGING_MIB", default_value_t = 4096)]
+    pub disk_staging_mib: u64,
 }
 
 /// The server key: `COVE_SERVER_KEY` (hex), else the file in
@@ -115,12 +121,23 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         reconcile_interval: Duration::from_secs(args.reconcile_secs.max(1)),
         ..AppConfig::default()
     };
-    let state = AppState::new(store, Arc::new(runtime), config);
+    let mounter = Arc::new(BucketfsMounter::new(
+        &args.store.state_dir,
+        args.disk_staging_mib.saturating_mul(1 << 20),
+    ));
+    let state = AppState::new(store, Arc::new(runtime), mounter.clone(), config);
     match reconciler::reconcile_once(&state).await {
         Ok(report) => tracing::info!(?report, "startup reconciliation done"),
         Err(e) => tracing::error!(error = %e, "startup reconciliation failed; continuing"),
     }
+    // The disks of running sandboxes were served by the previous process.
+    match state.attachments.remount_all().await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(mounts = n, "disks of running sandboxes mounted again"),
+        Err(e) => tracing::error!(error = %e, "re-mounting disks failed"),
+    }
     let jobs = reconciler::spawn(state.clone(), state.config.reconcile_interval);
+    let auto_pause = auto_pause::spawn(state.clone(), state.config.auto_pause_tick);
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("binding {}", args.listen))?;
@@ -141,7 +158,19 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         () = grace => tracing::warn!("open requests did not finish within the grace period; exiting"),
     }
     jobs.abort();
+    auto_pause.abort();
+    flush_disks(&mounter).await;
     Ok(())
+}
+
+/// On the way out: upload what the disks hold (the sandboxes keep running;
+/// their disks come back when the server starts again).
+async fn flush_disks(mounter: &BucketfsMounter) {
+    for (sandbox, mount_path) in mounter.keys() {
+        if let Err(e) = mounter.flush(&sandbox, &mount_path).await {
+            tracing::error!(sandbox_id = %sandbox, mount_path, error = %e, "flushing a disk at shutdown failed; its data stays staged");
+        }
+    }
 }
 
 async fn shutdown_signal() {

@@ -327,10 +327,12 @@ impl<C: ObjectClient> Filesystem<C> {
         failing
     }
 
-    /// Upload everything still dirty (at unmount). Files that cannot be
-    /// uploaded are left in the staging directory for recovery; their
-    /// keys and errors are returned.
-    pub async fn shutdown(&self) -> Vec<(String, FsError)> {
+    /// Upload everything still dirty, files open for writing included, as
+    /// an fsync of each would (before a disk is detached from a sandbox).
+    /// Returns the inodes, keys and errors of the files that could not be
+    /// uploaded; their data stays staged (and queued for a retry), so a
+    /// caller that sees a failure can keep the mount and try again.
+    pub async fn flush_all(&self) -> Vec<(u64, String, FsError)> {
         let inos: Vec<u64> = self
             .table()
             .inodes
@@ -341,24 +343,35 @@ impl<C: ObjectClient> Filesystem<C> {
         let mut failed = Vec::new();
         for ino in inos {
             if let Err(e) = self.upload_inode(ino).await {
-                let Some((slot, path)) = self
+                let key = self
                     .table()
                     .get(ino)
-                    .and_then(|i| i.write.clone().map(|w| (w, i.path.clone())))
-                else {
-                    continue;
-                };
-                let key = self.key(&path);
-                match slot.state.lock().await.staged.keep_for_recovery(&key) {
-                    Ok(p) => {
-                        tracing::error!(key, staged = %p.display(), "upload failed at unmount; data left in the staging directory")
-                    }
-                    Err(io) => {
-                        tracing::error!(key, error = %io, "upload failed at unmount and the staged data could not be kept")
-                    }
-                }
-                failed.push((key, e));
+                    .map(|i| self.key(&i.path))
+                    .unwrap_or_default();
+                failed.push((ino, key, e));
             }
+        }
+        failed
+    }
+
+    /// Upload everything still dirty (at unmount). Files that cannot be
+    /// uploaded are left in the staging directory for recovery; their
+    /// keys and errors are returned.
+    pub async fn shutdown(&self) -> Vec<(String, FsError)> {
+        let mut failed = Vec::new();
+        for (ino, key, e) in self.flush_all().await {
+            let Some(slot) = self.table().get(ino).and_then(|i| i.write.clone()) else {
+                continue;
+            };
+            match slot.state.lock().await.staged.keep_for_recovery(&key) {
+                Ok(p) => {
+                    tracing::error!(key, staged = %p.display(), "upload failed at unmount; data left in the staging directory")
+                }
+                Err(io) => {
+                    tracing::error!(key, error = %io, "upload failed at unmount and the staged data could not be kept")
+                }
+            }
+            failed.push((key, e));
         }
         failed
     }

@@ -148,6 +148,11 @@ pub struct S3Client {
 struct Inner {
     http: reqwest::Client,
     config: S3Config,
+    /// The keys requests are signed with, starting as `config.credentials`;
+    /// replaced by [`S3Client::set_credentials`] while the mount runs. A
+    /// request reads them once, when it is signed, so one in flight keeps
+    /// the keys it started with.
+    credentials: std::sync::RwLock<Option<config::Credentials>>,
     endpoint: transport::Endpoint,
     stats: S3Stats,
 }
@@ -160,6 +165,7 @@ impl S3Client {
         Ok(Self {
             inner: Arc::new(Inner {
                 http,
+                credentials: std::sync::RwLock::new(config.credentials.clone()),
                 config,
                 endpoint,
                 stats: S3Stats::default(),
@@ -170,6 +176,27 @@ impl S3Client {
     /// The configuration this client was built with.
     pub fn config(&self) -> &S3Config {
         &self.inner.config
+    }
+
+    /// Signs every later request with `credentials` (key rotation while
+    /// mounted; `None` sends unsigned requests). Requests already signed
+    /// keep the old keys; one the server then refuses fails like any 403
+    /// and is retried by the filesystem with the new keys.
+    pub fn set_credentials(&self, credentials: Option<config::Credentials>) {
+        *self
+            .inner
+            .credentials
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = credentials;
+    }
+
+    /// The keys the next request is signed with.
+    pub fn current_credentials(&self) -> Option<config::Credentials> {
+        self.inner
+            .credentials
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Transport counters (requests, retries, failures, bytes).

@@ -181,7 +181,12 @@ impl Inner {
             let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| invalid_header(name))?;
             headers.insert(name, header_value(value)?);
         }
-        if let Some(creds) = &self.config.credentials {
+        let creds = self
+            .credentials
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if let Some(creds) = &creds {
             self.sign(&req.method, &url, &mut headers, creds)?;
         }
         let timeout =

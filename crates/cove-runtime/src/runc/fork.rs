@@ -214,6 +214,7 @@ mod tests {
             mem_mib: 512,
             disk_mib: 256,
             pids_limit: 64,
+            mounts: Vec::new(),
         };
         let lower = d.path().join("lower/rootfs");
         let rec = prepare(&inner, &src, &spec, &lower, &[]).unwrap();

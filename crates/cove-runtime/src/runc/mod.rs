@@ -12,12 +12,14 @@
 //! started on the same state dir after a crash finds and serves the
 //! sandboxes of the previous one (agent clients are made on demand).
 
+mod attach_mount;
 mod capacity;
 mod checkpoint;
 mod config;
 mod create;
 mod criu;
 mod destroy;
+mod detach_mount;
 mod disk;
 mod exec;
 mod files;
@@ -292,8 +294,7 @@ impl Inner {
 impl RuncRuntime {
     /// [`Runtime::create`] with host directories declared as binds in the
     /// OCI config (a checkpoint then treats them as external mounts, open
-    /// files included). Not in the trait yet: the control plane passes
-    /// disks at create in a later change.
+    /// files included). `Runtime::create` passes `spec.mounts`.
     pub async fn create_with_mounts(
         &self,
         spec: &SandboxSpec,
@@ -381,7 +382,7 @@ impl RuncRuntime {
 #[async_trait]
 impl Runtime for RuncRuntime {
     async fn create(&self, spec: &SandboxSpec) -> Result<CreatedSandbox, RuntimeError> {
-        self.create_with_mounts(spec, &[]).await
+        self.create_with_mounts(spec, &spec.mounts).await
     }
 
     async fn checkpoint(&self, id: &SandboxId) -> Result<CheckpointInfo, RuntimeError> {
@@ -454,6 +455,40 @@ impl Runtime for RuncRuntime {
 
     async fn list(&self) -> Result<Vec<RuntimeSandbox>, RuntimeError> {
         list::list(&self.inner).await
+    }
+
+    async fn attach_mount(
+        &self,
+        id: &SandboxId,
+        mount: &BindMount,
+        replace: bool,
+    ) -> Result<(), RuntimeError> {
+        let (id, mount) = (id.clone(), mount.clone());
+        self.blocking(move |inner| {
+            let c = &inner.config;
+            attach_mount::attach_mount(
+                inner.sys.as_ref(),
+                &c.state_dir,
+                c.uid_base,
+                &id,
+                &mount,
+                replace,
+            )
+        })
+        .await
+    }
+
+    async fn detach_mount(&self, id: &SandboxId, container_path: &str) -> Result<(), RuntimeError> {
+        let (id, path) = (id.clone(), container_path.to_owned());
+        self.blocking(move |inner| {
+            detach_mount::detach_mount(inner.sys.as_ref(), &inner.config.state_dir, &id, &path)
+        })
+        .await
+    }
+
+    fn sandbox_owner(&self) -> (u32, u32) {
+        let base = self.inner.config.uid_base;
+        (base, base)
     }
 
     async fn capacity(&self) -> Result<HostCapacity, RuntimeError> {

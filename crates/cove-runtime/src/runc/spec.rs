@@ -175,6 +175,7 @@ mod tests {
             mem_mib: 512,
             disk_mib: 1024,
             pids_limit: 256,
+            mounts: Vec::new(),
         }
     }
 

@@ -115,6 +115,7 @@ pub fn spec_for_tests() -> SandboxSpec {
         mem_mib: 256,
         disk_mib: 256,
         pids_limit: 128,
+        mounts: Vec::new(),
     }
 }
 

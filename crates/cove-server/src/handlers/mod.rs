@@ -2,8 +2,10 @@
 //! service method. Handlers never touch the store or the runtime.
 
 pub mod catalog;
+pub mod disks;
 pub mod exec;
 pub mod files;
+pub mod lifecycle;
 pub mod sandboxes;
 pub mod system;
 

@@ -1,3 +1,4 @@
 //! Background jobs.
 
+pub mod auto_pause;
 pub mod reconciler;

@@ -11,6 +11,9 @@
 //! - a `running` row whose sandbox is gone, stopped or partial becomes
 //!   `failed` after its leftovers are destroyed; a running one is left alone,
 //!   which is what keeps sandboxes usable across a `kill -9` of the server;
+//! - a row a crash left `pausing`, `resuming` or `forking` becomes what the
+//!   host shows: `paused` (checkpoint there), `running` (processes there),
+//!   else `failed`; a `paused` row whose checkpoint is gone becomes `failed`;
 //! - a sandbox on the machine without a live row is a leftover and is destroyed.
 
 use std::collections::{HashMap, HashSet};
@@ -18,6 +21,7 @@ use std::time::Duration;
 
 use cove_api::ids::SandboxId;
 use cove_api::sandbox::SandboxStatus;
+use cove_api::timestamp::Timestamp;
 use cove_runtime::{RuntimeSandbox, RuntimeState};
 use cove_store::SandboxRecord;
 
@@ -33,6 +37,8 @@ pub struct ReconcileReport {
     pub destroyed: Vec<SandboxId>,
     /// Sandboxes on the machine without a live row, removed.
     pub removed_leftovers: Vec<SandboxId>,
+    /// Rows a crash left pausing, resuming or forking, set to what the host shows.
+    pub settled: Vec<SandboxId>,
 }
 
 /// One reconciliation pass.
@@ -100,24 +106,64 @@ async fn reconcile_row(
             "sandbox is incomplete on its host"
         }
         (SandboxStatus::Running, None) => "sandbox vanished from its host",
-        // Pause, resume and fork are not wired yet; their rows are left as
-        // they are, and so is a checkpointed sandbox (never torn down).
-        (SandboxStatus::Running, Some(RuntimeState::Checkpointed)) => return,
+        // A crash between the checkpoint and the row's update: paused.
+        (SandboxStatus::Running | SandboxStatus::Pausing, Some(RuntimeState::Checkpointed)) => {
+            settle(state, row, SandboxStatus::Paused, report).await;
+            return;
+        }
+        // The checkpoint did not happen (or a restore or fork finished):
+        // running; its disks are mounted again at start.
         (
-            SandboxStatus::Pausing
-            | SandboxStatus::Paused
-            | SandboxStatus::Resuming
-            | SandboxStatus::Forking
-            | SandboxStatus::Error
-            | SandboxStatus::Destroyed
-            | SandboxStatus::Failed,
-            _,
-        ) => return,
+            SandboxStatus::Pausing | SandboxStatus::Resuming | SandboxStatus::Forking,
+            Some(RuntimeState::Running),
+        ) => {
+            settle(state, row, SandboxStatus::Running, report).await;
+            return;
+        }
+        // A restore that did not finish leaves the checkpoint: paused again.
+        (SandboxStatus::Resuming, Some(RuntimeState::Checkpointed)) => {
+            settle(state, row, SandboxStatus::Paused, report).await;
+            return;
+        }
+        (SandboxStatus::Resuming | SandboxStatus::Pausing, _) => {
+            "sandbox lost its checkpoint and its processes during a pause or resume"
+        }
+        (SandboxStatus::Forking, _) => "fork was interrupted (server restart)",
+        (SandboxStatus::Paused, Some(RuntimeState::Checkpointed)) => return,
+        (SandboxStatus::Paused, _) => "the checkpoint of the paused sandbox is gone",
+        (SandboxStatus::Error | SandboxStatus::Destroyed | SandboxStatus::Failed, _) => return,
     };
     tracing::warn!(sandbox_id = %row.id, reason, "reconciler marks sandbox failed");
     let id = row.id.clone();
     state.sandboxes.mark_failed(&mut row, reason).await;
     report.failed.push(id);
+}
+
+/// A row left in a transitional status by a crash, set to what the host
+/// shows.
+async fn settle(
+    state: &AppState,
+    mut row: SandboxRecord,
+    to: SandboxStatus,
+    report: &mut ReconcileReport,
+) {
+    let from = row.status;
+    row.status = to;
+    match to {
+        SandboxStatus::Paused => row.paused_at = row.paused_at.or(Some(Timestamp::now())),
+        SandboxStatus::Running if from == SandboxStatus::Forking => {
+            row.running_at = Some(Timestamp::now())
+        }
+        _ => {}
+    }
+    match state.store.update_sandbox(&row, from).await {
+        Ok(true) => {
+            tracing::warn!(sandbox_id = %row.id, from = %from, to = %to, "reconciler settled an interrupted transition");
+            report.settled.push(row.id);
+        }
+        Ok(false) => {}
+        Err(e) => tracing::error!(sandbox_id = %row.id, error = %e, "settling a row failed"),
+    }
 }
 
 /// Runs `reconcile_once` every `interval` until the task is aborted.

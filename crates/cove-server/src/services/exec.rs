@@ -80,6 +80,7 @@ impl ExecService {
         req: ExecRequest,
     ) -> Result<ExecResponse, ServiceError> {
         let (sid, spec) = self.spec(user, id, req).await?;
+        let _active = self.sandboxes.active(&sid);
         let started = Instant::now();
         let out = self.runtime.exec(&sid, spec).await?;
         let elapsed = started.elapsed();
@@ -104,11 +105,13 @@ impl ExecService {
         req: ExecRequest,
     ) -> Result<impl Stream<Item = Result<Bytes, Infallible>> + Send + 'static, ServiceError> {
         let (sid, spec) = self.spec(user, id, req).await?;
+        let active = self.sandboxes.active(&sid);
         let events = self.runtime.exec_stream(&sid, spec).await?;
-        Ok(exec_ndjson(
-            events,
-            self.config.heartbeat,
-            self.metrics.clone(),
-        ))
+        // The stream holds the activity until it ends or the client leaves.
+        let frames = exec_ndjson(events, self.config.heartbeat, self.metrics.clone());
+        Ok(futures::StreamExt::map(frames, move |f| {
+            let _ = &active;
+            f
+        }))
     }
 }

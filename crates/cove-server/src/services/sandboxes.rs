@@ -25,11 +25,14 @@ use cove_api::validate::ValidationError;
 use cove_runtime::{Runtime, RuntimeError, SandboxSpec};
 use cove_store::{SandboxFilter, SandboxRecord, Secret, Store, StoreError, User};
 
+use crate::activity::{Activity, ActivityGuard};
 use crate::catalog::{pids_limit, shape};
 use crate::error::ServiceError;
 use crate::metrics::Metrics;
 use crate::names;
+use crate::services::attachments::{AttachmentService, PlannedAttachment};
 use crate::services::catalog::CatalogService;
+use crate::services::owned_sandbox;
 use crate::services::view::sandbox_view;
 use crate::state::{AppConfig, InFlight};
 
@@ -49,6 +52,8 @@ pub struct SandboxService {
     catalog: CatalogService,
     metrics: Arc<Metrics>,
     inflight: Arc<InFlight>,
+    attachments: AttachmentService,
+    activity: Arc<Activity>,
 }
 
 /// A validated create: catalog lookups done, defaults filled in.
@@ -56,6 +61,7 @@ struct Placement {
     shape: Shape,
     rootfs: String,
     disk_mib: u64,
+    disks: Vec<PlannedAttachment>,
 }
 
 impl SandboxService {
@@ -66,6 +72,8 @@ impl SandboxService {
         catalog: CatalogService,
         metrics: Arc<Metrics>,
         inflight: Arc<InFlight>,
+        attachments: AttachmentService,
+        activity: Arc<Activity>,
     ) -> Self {
         Self {
             store,
@@ -74,6 +82,8 @@ impl SandboxService {
             catalog,
             metrics,
             inflight,
+            attachments,
+            activity,
         }
     }
 
@@ -84,18 +94,11 @@ impl SandboxService {
 
     /// The caller's sandbox, or 404 (also for someone else's id).
     pub async fn owned(&self, user: &User, id: &str) -> Result<SandboxRecord, ServiceError> {
-        let not_found = || ServiceError::NotFound {
-            what: "sandbox",
-            id: id.to_owned(),
-        };
-        let sid = SandboxId::parse(id).ok_or_else(not_found)?;
-        match self.store.get_sandbox(&sid).await? {
-            Some(r) if r.owner == user.id => Ok(r),
-            _ => Err(not_found()),
-        }
+        owned_sandbox(self.store.as_ref(), user, id).await
     }
 
     /// The caller's sandbox if it is running (for exec and files), else 409.
+    /// Counts as activity (auto-pause): every exec and file call starts here.
     pub async fn running(&self, user: &User, id: &str) -> Result<SandboxRecord, ServiceError> {
         let r = self.owned(user, id).await?;
         if r.status != SandboxStatus::Running {
@@ -104,7 +107,13 @@ impl SandboxService {
                 status: r.status,
             });
         }
+        self.activity.touch(&r.id);
         Ok(r)
+    }
+
+    /// Activity that lasts while the guard lives (a running exec).
+    pub fn active(&self, id: &SandboxId) -> ActivityGuard {
+        self.activity.begin(id)
     }
 
     /// `GET /v1/sandboxes/{id}`.
@@ -156,7 +165,11 @@ impl SandboxService {
     }
 
     /// Catalog checks: shape, rootfs, region, host pinning, unsupported fields.
-    async fn place(&self, req: &CreateSandboxRequest) -> Result<Placement, ServiceError> {
+    async fn place(
+        &self,
+        user: &User,
+        req: &CreateSandboxRequest,
+    ) -> Result<Placement, ServiceError> {
         if req.shape.is_empty() {
             return Err(invalid(
                 ErrorCode::ValidationFailed,
@@ -196,11 +209,6 @@ impl SandboxService {
                 "joining networks at create".into(),
             ));
         }
-        if req.disks.as_ref().is_some_and(|d| !d.is_empty()) {
-            return Err(ServiceError::NotImplemented(
-                "mounting disks at create".into(),
-            ));
-        }
         if req.node_selector.as_ref().is_some_and(|n| !n.is_empty()) {
             return Err(invalid(
                 ErrorCode::ValidationFailed,
@@ -214,10 +222,15 @@ impl SandboxService {
             .disk_mib
             .filter(|d| *d > 0)
             .unwrap_or(shape.default_disk_mib);
+        let disks = self
+            .attachments
+            .plan(user, req.disks.as_deref().unwrap_or_default())
+            .await?;
         Ok(Placement {
             shape,
             rootfs,
             disk_mib,
+            disks,
         })
     }
 
@@ -242,7 +255,7 @@ impl SandboxService {
     }
 
     /// Inserts the `creating` row, generating a name when none was given.
-    async fn insert_row(
+    pub(crate) async fn insert_row(
         &self,
         mut record: SandboxRecord,
         given_name: bool,
@@ -312,7 +325,7 @@ impl SandboxService {
     ) -> Result<CreateSandboxResponse, ServiceError> {
         let started = Instant::now();
         req.validate()?;
-        let place = self.place(&req).await?;
+        let place = self.place(user, &req).await?;
         let envs: BTreeMap<String, Secret<String>> = req
             .envs
             .clone()
@@ -338,12 +351,14 @@ impl SandboxService {
             mem_mib: place.shape.mem_mib,
             disk_mib: place.disk_mib,
             pids_limit: pids_limit(&place.shape),
+            mounts: Vec::new(),
         };
         // Its own task: a client hanging up must not cancel a create half-way.
         let this = self.clone();
+        let disks = place.disks;
         let task = tokio::spawn(async move {
             let _busy = busy;
-            this.bring_up(record, spec, started).await
+            this.bring_up_with_disks(record, spec, disks, started).await
         });
         let record = task
             .await
@@ -352,6 +367,40 @@ impl SandboxService {
             sandbox: self.view(&record),
             bandwidth_quota_bytes: UNMETERED,
         })
+    }
+
+    /// Mounts the disks on the host, creates the sandbox with them bound
+    /// in, records the attachments; a failure anywhere undoes all of it.
+    async fn bring_up_with_disks(
+        &self,
+        mut record: SandboxRecord,
+        mut spec: SandboxSpec,
+        disks: Vec<PlannedAttachment>,
+        started: Instant,
+    ) -> Result<SandboxRecord, ServiceError> {
+        spec.mounts = match self.attachments.mount_on_host(&record.id, &disks).await {
+            Ok(binds) => binds,
+            Err(e) => {
+                self.mark_failed(&mut record, &format!("mounting disks failed: {e}"))
+                    .await;
+                return Err(e);
+            }
+        };
+        let paths = || spec.mounts.iter().map(|m| m.container_path.as_str());
+        let mut record = match self.bring_up(record, spec.clone(), started).await {
+            Ok(r) => r,
+            Err(e) => {
+                self.attachments.unmount_quietly(&spec.id, paths()).await;
+                return Err(e);
+            }
+        };
+        if let Err(e) = self.attachments.record(&record.id, &disks).await {
+            self.mark_failed(&mut record, "recording the disk attachments failed")
+                .await;
+            self.attachments.unmount_quietly(&spec.id, paths()).await;
+            return Err(e);
+        }
+        Ok(record)
     }
 
     async fn bring_up(
@@ -409,6 +458,11 @@ impl SandboxService {
         if let Err(e) = self.runtime.destroy(&record.id).await {
             // The reconciler removes leftovers of a failed row.
             tracing::error!(sandbox_id = %record.id, error = %e, "rollback of failed create failed");
+        }
+        // A sandbox that vanished had disks: flush and release them (what
+        // cannot be uploaded stays staged and is logged).
+        if let Err(e) = self.attachments.teardown(&record.id).await {
+            tracing::error!(sandbox_id = %record.id, error = %e, "releasing the disks of a failed sandbox failed");
         }
         let expected = record.status;
         record.status = SandboxStatus::Failed;
@@ -508,9 +562,15 @@ impl SandboxService {
 
     /// Removes a `destroying` sandbox from the host and marks it destroyed.
     /// The caller holds the sandbox's in-flight mark.
+    /// The sandbox's processes go first, so every file they held open on a
+    /// disk is closed (and uploaded); then the disks are flushed and
+    /// unmounted. A flush that fails keeps the row `destroying`.
     pub(crate) async fn finish_destroy(&self, mut r: SandboxRecord) -> SandboxStatus {
         if let Err(e) = self.runtime.destroy(&r.id).await {
             tracing::error!(sandbox_id = %r.id, error = %e, "destroy failed; will retry");
+            return SandboxStatus::Destroying;
+        }
+        if self.attachments.teardown(&r.id).await.is_err() {
             return SandboxStatus::Destroying;
         }
         r.status = SandboxStatus::Destroyed;

@@ -10,6 +10,7 @@ use axum::http::{HeaderMap, Method, Request, StatusCode};
 use axum::Router;
 use bytes::Bytes;
 use cove_runtime::mock::MockRuntime;
+use cove_server::mounts::memory::MemoryMounter;
 use cove_server::{app, AppConfig, AppState};
 use cove_store::{ServerKey, SqliteStore};
 use http_body_util::BodyExt;
@@ -19,6 +20,7 @@ use tower::ServiceExt;
 pub struct Harness {
     pub state: AppState,
     pub mock: Arc<MockRuntime>,
+    pub mounter: Arc<MemoryMounter>,
     pub alice: String,
     pub bob: String,
     _dir: tempfile::TempDir,
@@ -76,7 +78,8 @@ pub async fn harness_with(config: AppConfig, mock: MockRuntime) -> Harness {
             .unwrap(),
     );
     let mock = Arc::new(mock);
-    let state = AppState::new(store.clone(), mock.clone(), config);
+    let mounter = Arc::new(MemoryMounter::default());
+    let state = AppState::new(store.clone(), mock.clone(), mounter.clone(), config);
     use cove_store::Store;
     let a = store.ensure_user("alice").await.unwrap();
     let b = store.ensure_user("bob").await.unwrap();
@@ -85,6 +88,7 @@ pub async fn harness_with(config: AppConfig, mock: MockRuntime) -> Harness {
     Harness {
         state,
         mock,
+        mounter,
         alice,
         bob,
         _dir: dir,
