@@ -74,6 +74,7 @@ fn spec(hostname: &str) -> SandboxSpec {
         mem_mib: 512,
         disk_mib: 1024,
         pids_limit: 256,
+        mounts: Vec::new(),
     }
 }
 

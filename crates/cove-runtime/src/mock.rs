@@ -686,6 +686,14 @@ impl Runtime for MockRuntime {
     }
 }
 
+/// Mounts keyed by their path inside the sandbox.
+fn by_path(mounts: &[BindMount]) -> BTreeMap<String, BindMount> {
+    mounts
+        .iter()
+        .map(|m| (m.container_path.clone(), m.clone()))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -774,12 +782,4 @@ mod tests {
             })
         ));
     }
-}
-
-/// Mounts keyed by their path inside the sandbox.
-fn by_path(mounts: &[BindMount]) -> BTreeMap<String, BindMount> {
-    mounts
-        .iter()
-        .map(|m| (m.container_path.clone(), m.clone()))
-        .collect()
 }

@@ -180,12 +180,15 @@ fn kill_runc_and_criu(state: &std::path::Path) -> Result<()> {
         if cmd.starts_with("runc") && cmd.contains(&needle) {
             runcs.push(pid);
         }
-        if cmd.starts_with("criu") || cmd.contains("/criu\0") || cmd.contains("criu/bin/criu") {
-            parents.push((pid, ppid));
+        let cwd = std::fs::read_link(e.path().join("cwd")).unwrap_or_default();
+        if cmd.contains("criu") && !cmd.starts_with("runc") {
+            parents.push((pid, ppid, cwd.starts_with(state)));
         }
     }
-    for (pid, ppid) in parents {
-        if runcs.contains(&ppid) {
+    // CRIU works in a directory of the sandbox; a CRIU whose runc is
+    // already gone has the host's init as parent.
+    for (pid, ppid, in_state) in parents {
+        if in_state || runcs.contains(&ppid) {
             let _ = rustix::process::kill_process(
                 rustix::process::Pid::from_raw(pid).context("pid")?,
                 rustix::process::Signal::KILL,

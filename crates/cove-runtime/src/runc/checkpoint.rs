@@ -182,7 +182,7 @@ fn rollback(
 /// runc left, the overlay and the disk mounts (flushed first, so the
 /// image file holds every write and a fork can copy it).
 pub fn release(inner: &Inner, paths: &SandboxPaths, id: &SandboxId) -> Result<(), RuntimeError> {
-    destroy::remove_cgroups(&inner.config.cgroup_parent, id)?;
+    destroy::remove_cgroups(inner, id)?;
     disk::unmount(inner.sys.as_ref(), paths)?;
     let _ = std::fs::remove_file(paths.pid_file());
     Ok(())

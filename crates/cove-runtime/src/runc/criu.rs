@@ -114,6 +114,15 @@ pub fn dump_finished(dir: &Path) -> bool {
         .unwrap_or(false)
 }
 
+/// Whether the restore logged in `work` finished: CRIU writes this line
+/// once every task is restored and resumed. A running init alone proves
+/// nothing: a CRIU killed half-way leaves a tree that is partly restored.
+pub fn restore_finished(work: &Path) -> bool {
+    std::fs::read_to_string(work.join("restore.log"))
+        .map(|log| log.contains("Restore finished successfully"))
+        .unwrap_or(false)
+}
+
 /// The last lines of a CRIU log, for error messages.
 pub fn log_tail(path: &Path) -> String {
     let log = std::fs::read_to_string(path).unwrap_or_default();

@@ -6,7 +6,7 @@
 //! create's rollback.
 
 use std::ffi::OsString;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use cove_api::ids::SandboxId;
 
@@ -32,7 +32,7 @@ pub fn destroy(inner: &Inner, id: &SandboxId) -> Result<(), RuntimeError> {
     if paths.dir.exists() {
         disk::teardown(inner.sys.as_ref(), &paths)?;
     }
-    remove_cgroups(&inner.config.cgroup_parent, id)?;
+    remove_cgroups(inner, id)?;
     if paths.dir.exists() {
         // Never recurse into a directory that still has a mount below it.
         let left = disk::mounts_under(&paths.dir)?;
@@ -80,42 +80,44 @@ pub fn remove_container(
     let _ = inner.sys.run(runc, &inner.runc_args(paths, kill));
     let del: Vec<OsString> = vec!["delete".into(), "-f".into(), id.as_str().into()];
     let out = inner.sys.run(runc, &inner.runc_args(paths, del))?;
-    if !runc_dir.exists() {
-        return Ok(());
-    }
     if runc_dir.join("state.json").exists() {
-        if out.success() {
+        if out.success() || !runc_dir.exists() {
             return Ok(());
         }
         return Err(fail(id, format!("runc delete: {}", out.stderr.trim())));
     }
-    // runc was killed (a crash) before it recorded the container, so it
-    // cannot load it to delete it (`delete -f` then tries to remove the
-    // directory and says nothing when that fails): kill what is in the
-    // sandbox's cgroups (a half-restored tree) and drop runc's unfinished
-    // directory (nothing is mounted below it any more, see above).
-    kill_cgroup_members(inner, id)?;
-    if disk::mounts_under(&runc_dir)?.is_empty() {
+    // No state.json: runc was killed (a crash) before it recorded the
+    // container, so it cannot load it to kill or delete it (`delete -f`
+    // then only tries to remove the directory). What a half-done restore
+    // started is left in the sandbox's cgroups; `remove_cgroups` kills it.
+    if runc_dir.exists() && disk::mounts_under(&runc_dir)?.is_empty() {
         std::fs::remove_dir_all(&runc_dir)?;
     }
     Ok(())
 }
 
-/// SIGKILLs every process in the sandbox's cgroups, in every hierarchy.
+/// Thaws the sandbox's freezer cgroup (a frozen task does not die) and
+/// SIGKILLs every process in its cgroups, in every hierarchy.
 fn kill_cgroup_members(inner: &Inner, id: &SandboxId) -> Result<(), RuntimeError> {
     let Ok(entries) = std::fs::read_dir("/sys/fs/cgroup") else {
         return Ok(());
     };
-    for e in entries.flatten() {
-        let procs = e
-            .path()
-            .join(&inner.config.cgroup_parent)
-            .join(id.as_str())
-            .join("cgroup.procs");
-        let Ok(list) = std::fs::read_to_string(&procs) else {
+    let dirs: Vec<PathBuf> = entries
+        .flatten()
+        .map(|e| e.path().join(&inner.config.cgroup_parent).join(id.as_str()))
+        .collect();
+    for d in &dirs {
+        let freezer = d.join("freezer.state");
+        if freezer.exists() {
+            let _ = std::fs::write(&freezer, "THAWED");
+        }
+    }
+    for d in &dirs {
+        let Ok(list) = std::fs::read_to_string(d.join("cgroup.procs")) else {
             continue;
         };
         for pid in list.lines().filter_map(|l| l.trim().parse::<u32>().ok()) {
+            tracing::warn!(sandbox_id = %id, pid, "killing a process left in the sandbox's cgroup");
             if let Err(err) = inner.sys.kill(pid) {
                 tracing::warn!(sandbox_id = %id, pid, error = %err, "killing a leftover process failed");
             }
@@ -125,15 +127,37 @@ fn kill_cgroup_members(inner: &Inner, id: &SandboxId) -> Result<(), RuntimeError
 }
 
 /// Removes `<hierarchy>/<parent>/<id>` in every cgroup v1 hierarchy (and
-/// the unified one) that runc left behind.
-pub fn remove_cgroups(parent: &str, id: &SandboxId) -> Result<(), RuntimeError> {
+/// the unified one) that runc left behind, killing any process still in
+/// them first (strays of a crashed restore must not join the next one).
+pub fn remove_cgroups(inner: &Inner, id: &SandboxId) -> Result<(), RuntimeError> {
+    let parent = &inner.config.cgroup_parent;
     let Ok(entries) = std::fs::read_dir("/sys/fs/cgroup") else {
         return Ok(());
     };
-    for e in entries.flatten() {
-        let dir = e.path().join(parent).join(id.as_str());
-        remove_cgroup_dir(&dir)
-            .map_err(|err| fail(id, format!("removing {}: {err}", dir.display())))?;
+    let dirs: Vec<PathBuf> = entries
+        .flatten()
+        .map(|e| e.path().join(parent).join(id.as_str()))
+        .filter(|d| d.is_dir())
+        .collect();
+    if dirs.is_empty() {
+        return Ok(());
+    }
+    kill_cgroup_members(inner, id)?;
+    for dir in dirs {
+        // Killed processes leave their cgroups as they exit: retry a while.
+        let mut tries = 0;
+        loop {
+            match remove_cgroup_dir(&dir) {
+                Ok(()) => break,
+                Err(e) if e.raw_os_error() == Some(libc::EBUSY) && tries < 100 => {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(e) => {
+                    return Err(fail(id, format!("removing {}: {e}", dir.display())));
+                }
+            }
+        }
     }
     Ok(())
 }

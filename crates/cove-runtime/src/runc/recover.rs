@@ -7,8 +7,8 @@
 //! |---|---|---|
 //! | `checkpointing` | container gone, `checkpoint/` or a finished `checkpoint.tmp/` | finish: rename, release, `checkpointed` |
 //! | `checkpointing` | container still there (frozen or not) | roll back: thaw, remove CRIU's network lock if a killed CRIU left it, plug the network again, drop `checkpoint.tmp/`, `running` |
-//! | `restoring` | container running | finish: plug the network again, `running`, drop `checkpoint/` |
-//! | `restoring` | no running container | roll back: remove what restore started, `checkpointed` |
+//! | `restoring` | container running and CRIU logged "Restore finished" | finish: plug the network again, `running`, drop `checkpoint/` |
+//! | `restoring` | anything else (a CRIU killed half-way leaves a running but half-restored tree) | roll back: kill and remove what restore started, `checkpointed` |
 //!
 //! A half-made fork (`forking`) is not recovered: `list` reports it
 //! `Partial` and the reconciler destroys it (its source was only read).
@@ -107,7 +107,7 @@ fn recover_restore(
     rec: &mut SandboxRecord,
     status: Option<String>,
 ) -> Result<(), RuntimeError> {
-    if status.as_deref() != Some("running") {
+    if status.as_deref() != Some("running") || !criu::restore_finished(&paths.criu_work()) {
         restore::undo(inner, paths, id, rec);
         return Ok(());
     }

@@ -139,6 +139,9 @@ pub fn restore_container(
     let ip = rec.ip.ok_or_else(|| fail(id, op, "no address".into()))?;
     // CRIU binds the agent's listening socket to its path again.
     let _ = std::fs::remove_file(paths.socket());
+    // Nothing may be left in the cgroups the restored tree joins (strays of
+    // a restore a crash interrupted would be dumped with it next time).
+    destroy::remove_cgroups(inner, id)?;
     let work = paths.criu_work();
     if work.exists() {
         std::fs::remove_dir_all(&work)?;
