@@ -302,7 +302,12 @@ async fn a_file_open_on_a_live_attached_disk_refuses_the_pause() -> Result<()> {
     )
     .await?;
     let sid = id(&api.create(json!({})).await?);
-    call(&api, &format!("/v1/sandboxes/{sid}/disks"), json!({"disk_id": "data", "mount_path": "/live"})).await?;
+    call(
+        &api,
+        &format!("/v1/sandboxes/{sid}/disks"),
+        json!({"disk_id": "data", "mount_path": "/live"}),
+    )
+    .await?;
     let writer = "import os, time\nfd = os.open('/live/held.txt', os.O_WRONLY | os.O_CREAT)\nos.write(fd, b'held')\ntime.sleep(600)\n";
     api.exec_body(&sid, json!({"cmd": "bash", "args": ["-c", "setsid python3 -c \"$(cat)\" >/dev/null 2>&1 </dev/null & sleep 1"], "stdin": writer}))
         .await?;

@@ -65,6 +65,9 @@ struct Placement {
 }
 
 impl SandboxService {
+    /// Every argument is one of the shared parts `AppState::new` builds;
+    /// bundling them would only move the same list into a struct.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         store: Arc<dyn Store>,
         runtime: Arc<dyn Runtime>,
