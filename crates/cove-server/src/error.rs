@@ -407,6 +407,15 @@ mod tests {
             (RuntimeError::FileNotFound("x".into()), 404),
             (RuntimeError::IsDirectory("x".into()), 400),
             (RuntimeError::NoSpace, 409),
+            (RuntimeError::NotCheckpointed(id.clone()), 409),
+            (
+                RuntimeError::DiskShrink {
+                    id: id.clone(),
+                    current_mib: 2048,
+                    requested_mib: 1024,
+                },
+                400,
+            ),
             (
                 RuntimeError::Failed {
                     id: id.clone(),
