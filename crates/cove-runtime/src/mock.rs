@@ -72,6 +72,10 @@ struct Inner {
     restore_failures: u32,
     fail_next_checkpoint: Option<RuntimeError>,
     self_requests: HashMap<SandboxId, cove_api::agent::SelfRequest>,
+    /// Like a host whose root lacks CAP_SYS_RESOURCE: no online grow.
+    no_online_grow: bool,
+    /// `(running, checkpointed)` disk grows done.
+    grows: (u32, u32),
     last_mounts: Vec<BindMount>,
 }
 
@@ -133,6 +137,17 @@ impl MockRuntime {
     /// Makes the next `n` restores or forks fail; the sandbox stays checkpointed.
     pub fn fail_restores(&self, n: u32) {
         self.lock().restore_failures = n;
+    }
+
+    /// Refuses to grow a running sandbox's disk (`Unsupported`), as on a
+    /// host whose root lacks CAP_SYS_RESOURCE.
+    pub fn refuse_online_grow(&self) {
+        self.lock().no_online_grow = true;
+    }
+
+    /// How many grows happened on a running and on a checkpointed sandbox.
+    pub fn grows(&self) -> (u32, u32) {
+        self.lock().grows
     }
 
     /// As if code in the sandbox called its self API.
@@ -478,7 +493,20 @@ impl Runtime for MockRuntime {
                 requested_mib: disk_mib,
             });
         }
-        sb.spec.disk_mib = disk_mib;
+        let running = sb.state == RuntimeState::Running;
+        if running && inner.no_online_grow {
+            return Err(RuntimeError::Unsupported(
+                "online grow needs CAP_SYS_RESOURCE".into(),
+            ));
+        }
+        if let Some(sb) = inner.sandboxes.get_mut(id) {
+            sb.spec.disk_mib = disk_mib;
+        }
+        if running {
+            inner.grows.0 += 1;
+        } else {
+            inner.grows.1 += 1;
+        }
         Ok(())
     }
 

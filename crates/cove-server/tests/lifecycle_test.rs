@@ -319,6 +319,30 @@ async fn resize_grows_only_and_ssh_keys_are_deduplicated() {
 }
 
 #[tokio::test]
+async fn a_host_without_online_grow_resizes_a_running_sandbox_offline() {
+    let h = harness().await;
+    h.mock.refuse_online_grow();
+    let sb = h.create(&h.alice, json!({"shape": "s-1vcpu-256mb"})).await;
+    let id = sid(&sb);
+    let disk = sb["disk_mib"].as_u64().unwrap();
+    let r = post(
+        &h,
+        &format!("/v1/sandboxes/{id}/resize"),
+        json!({"disk_mib": disk + 512}),
+    )
+    .await
+    .data();
+    assert_eq!(r["disk_mib"], disk + 512);
+    assert_eq!(h.mock.grows(), (0, 1), "grown while checkpointed");
+    assert_eq!(h.mock.state(&id), Some(RuntimeState::Running));
+    let view = h.get(&format!("/v1/sandboxes/{id}"), &h.alice).await.data();
+    assert_eq!(
+        (view["status"].clone(), view["disk_mib"].clone()),
+        (json!("running"), json!(disk + 512))
+    );
+}
+
+#[tokio::test]
 async fn auto_pause_leaves_a_sandbox_in_use_alone() {
     let h = harness().await;
     let sb = h

@@ -25,7 +25,7 @@ use cove_api::lifecycle::{
 use cove_api::sandbox::{SandboxStatus, SandboxView};
 use cove_api::timestamp::Timestamp;
 use cove_api::validate::MAX_DISK_MIB;
-use cove_runtime::{Runtime, SandboxSpec};
+use cove_runtime::{Runtime, RuntimeError, SandboxSpec};
 use cove_store::{SandboxRecord, Secret, Store, User};
 
 use crate::activity::Activity;
@@ -291,6 +291,8 @@ impl LifecycleService {
     }
 
     /// `POST /v1/sandboxes/{id}/resize`: grow only, running or paused.
+    /// Where the host cannot grow a mounted disk, a running sandbox is
+    /// checkpointed, grown and restored (its open TCP connections close).
     pub async fn resize(
         &self,
         user: &User,
@@ -311,7 +313,28 @@ impl LifecycleService {
                 },
             ));
         }
-        self.runtime.resize_disk(&r.id, req.disk_mib).await?;
+        match self.runtime.resize_disk(&r.id, req.disk_mib).await {
+            Ok(()) => {}
+            // No online grow on this host (it needs CAP_SYS_RESOURCE): grow
+            // it offline between a checkpoint and a restore. The row stays
+            // `running`; a crash in between leaves it checkpointed, which
+            // the reconciler turns into `paused`.
+            Err(RuntimeError::Unsupported(why)) if r.status == SandboxStatus::Running => {
+                tracing::info!(sandbox_id = %r.id, why, "growing the disk offline: checkpoint, grow, restore");
+                self.checkpoint(&r.id).await?;
+                let grown = self.runtime.resize_disk(&r.id, req.disk_mib).await;
+                match self.restore(&r, user).await {
+                    Ok(ip) => r.ip = Some(ip),
+                    Err(e) => {
+                        r.failure_reason = Some(format!("restore after a disk resize failed: {e}"));
+                        self.transition(&mut r, SandboxStatus::Error).await?;
+                        return Err(e);
+                    }
+                }
+                grown?;
+            }
+            Err(e) => return Err(e.into()),
+        }
         r.disk_mib = req.disk_mib;
         if !self.store.update_sandbox(&r, r.status).await? {
             return Err(ServiceError::Internal(
