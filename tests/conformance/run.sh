@@ -133,6 +133,8 @@ keys=("$key" "$key2")
 export CREATEOS_SANDBOX_BASE_URL="$base"
 export COVE_CONFORMANCE_SECOND_API_KEY="$key2"
 export COVE_CONFORMANCE_BASE_PATH="$prefix"
+# For the self API test, which finds a sandbox's init pid through runc.
+export COVE_CONFORMANCE_STATE_DIR="$state"
 
 # A real S3 server for the disk tests: garage on loopback, kept alive by
 # test-garage until its stdin (our coproc pipe) closes.
