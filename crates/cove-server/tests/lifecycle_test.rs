@@ -183,7 +183,7 @@ async fn a_failed_fork_leaves_a_failed_row_and_the_source_paused() {
 }
 
 #[tokio::test]
-async fn disks_cross_a_checkpoint_as_declared_binds() {
+async fn disks_cross_a_checkpoint_declared_ones_as_binds_live_ones_again_live() {
     let h = harness().await;
     let disk = json!({"name": "data", "kind": "s3", "config": {"bucket": "bkt", "endpoint": "http://127.0.0.1:9"}});
     post(&h, "/v1/disks", disk).await.data();
@@ -229,14 +229,29 @@ async fn disks_cross_a_checkpoint_as_declared_binds() {
     post(&h, &format!("/v1/sandboxes/{id}/resume"), json!({}))
         .await
         .data();
-    let mut binds: Vec<String> = h
+    let binds: Vec<String> = h
         .mock
         .last_mounts()
         .into_iter()
         .map(|m| m.container_path)
         .collect();
-    binds.sort();
-    assert_eq!(binds, ["/boot", "/live"], "both disks declared at restore");
+    assert_eq!(
+        binds,
+        ["/boot"],
+        "the disk attached at create is declared at restore"
+    );
+    let mut inside: Vec<String> = h
+        .mock
+        .mounts(&id)
+        .into_iter()
+        .map(|m| m.container_path)
+        .collect();
+    inside.sort();
+    assert_eq!(
+        inside,
+        ["/boot", "/live"],
+        "the live one went in again after the restore"
+    );
     assert_eq!(h.mounter.mounts().len(), 2);
     // A fork gets the same disks, mounted for it.
     post(&h, &format!("/v1/sandboxes/{id}/pause"), json!({}))
@@ -253,6 +268,11 @@ async fn disks_cross_a_checkpoint_as_declared_binds() {
         .await
         .data();
     assert_eq!(fl["pagination"]["total"], 2);
+    assert_eq!(
+        h.mock.mounts(&sid(&f)).len(),
+        2,
+        "the fork has both disks inside"
+    );
     assert!(h
         .mounter
         .mounts()

@@ -500,13 +500,32 @@ impl AttachmentService {
     }
 }
 
+/// The host mounts of a restore or fork, split by how they return.
+pub struct RestoreMounts {
+    /// Declared as binds in the OCI config before the restore.
+    pub declared: Vec<BindMount>,
+    /// Injected again once the sandbox runs.
+    pub live: Vec<BindMount>,
+}
+
+impl RestoreMounts {
+    /// Every mount's path inside the sandbox.
+    pub fn paths(&self) -> impl Iterator<Item = &str> {
+        self.declared
+            .iter()
+            .chain(&self.live)
+            .map(|b| b.container_path.as_str())
+    }
+}
+
 /// The disks of a sandbox across a checkpoint (pause, resume, fork).
 ///
 /// CRIU carries a mount declared as a bind in the OCI config (a file held
 /// open on it is reopened at restore); a mount injected live it cannot
 /// dump. So a pause flushes every disk, takes the live ones out, and after
 /// the checkpoint unmounts all of them on the host; a restore mounts them
-/// all on the host again and declares every one as a bind.
+/// all on the host again, declares the declared ones as binds and injects
+/// the live ones once the sandbox runs.
 impl AttachmentService {
     /// Before a checkpoint: flush every disk (a failure changes nothing)
     /// and take the live ones out of the sandbox. Returns what was taken
@@ -565,43 +584,61 @@ impl AttachmentService {
     }
 
     /// Before a restore of `sandbox` (or a fork of it as `target`): every
-    /// disk mounted on the host for `target`, as binds to declare.
+    /// disk mounted on the host for `target`. The declared ones are binds
+    /// for the restore (CRIU put them back as they were); the live ones
+    /// were not in the checkpoint and go in after it ([`Self::inject_live`]).
     pub async fn mount_for_restore(
         &self,
         sandbox: &SandboxId,
         target: &SandboxId,
         owner: &User,
-    ) -> Result<Vec<BindMount>, ServiceError> {
-        let mut planned = Vec::new();
-        for a in self.store.list_attachments(sandbox).await? {
+    ) -> Result<RestoreMounts, ServiceError> {
+        let rows = self.store.list_attachments(sandbox).await?;
+        let mut planned = Vec::with_capacity(rows.len());
+        for a in &rows {
             planned.push(PlannedAttachment {
                 disk: self.disk(owner, a.disk_id.as_str()).await?,
-                mount_path: a.mount_path,
-                sub_path: a.sub_path,
+                mount_path: a.mount_path.clone(),
+                sub_path: a.sub_path.clone(),
                 read_only: a.read_only,
             });
         }
         let binds = self.mount_on_host(target, &planned).await?;
         if sandbox != target {
-            // A fork has the same disks at the same places, declared.
-            if let Err(e) = self.record(target, &planned).await {
-                self.unmount_quietly(target, binds.iter().map(|b| b.container_path.as_str()))
-                    .await;
-                return Err(e);
+            // A fork has the same disks at the same places, the same way.
+            for (a, p) in rows.iter().zip(&planned) {
+                if let Err(e) = self
+                    .store
+                    .insert_attachment(&record_of(target, p, a.declared))
+                    .await
+                {
+                    let paths = binds.iter().map(|b| b.container_path.as_str());
+                    self.unmount_quietly(target, paths).await;
+                    return Err(e.into());
+                }
             }
         }
-        Ok(binds)
+        let (declared, live) = binds
+            .into_iter()
+            .zip(&rows)
+            .partition::<Vec<_>, _>(|(_, a)| a.declared);
+        Ok(RestoreMounts {
+            declared: declared.into_iter().map(|(b, _)| b).collect(),
+            live: live.into_iter().map(|(b, _)| b).collect(),
+        })
     }
 
-    /// After a restore: every disk is a declared bind now.
-    pub async fn mark_declared(&self, sandbox: &SandboxId) -> Result<(), ServiceError> {
-        for mut a in self.store.list_attachments(sandbox).await? {
-            if !a.declared {
-                a.declared = true;
-                self.store.update_attachment(&a).await?;
+    /// After a restore: the disks that were attached live go in again, as
+    /// live mounts. One that cannot is unmounted on the host and shows as
+    /// `error` in the list.
+    pub async fn inject_live(&self, sandbox: &SandboxId, live: &[BindMount]) {
+        for b in live {
+            if let Err(e) = self.runtime.attach_mount(sandbox, b, false).await {
+                tracing::error!(sandbox_id = %sandbox, mount_path = %b.container_path, error = %e, "re-attaching a live disk after a restore failed");
+                self.unmount_quietly(sandbox, std::iter::once(b.container_path.as_str()))
+                    .await;
             }
         }
-        Ok(())
     }
 }
 

@@ -189,18 +189,19 @@ impl LifecycleService {
 
     /// Disks mounted → restore; the disks go again if the restore fails.
     async fn restore(&self, r: &SandboxRecord, user: &User) -> Result<String, ServiceError> {
-        let binds = self
+        let mounts = self
             .attachments
             .mount_for_restore(&r.id, &r.id, user)
             .await?;
-        match self.runtime.restore(&r.id, &binds).await {
+        match self.runtime.restore(&r.id, &mounts.declared).await {
             Ok(created) => {
-                self.attachments.mark_declared(&r.id).await?;
+                self.attachments.inject_live(&r.id, &mounts.live).await;
                 Ok(created.ip.to_string())
             }
             Err(e) => {
-                let paths = binds.iter().map(|b| b.container_path.as_str());
-                self.attachments.unmount_quietly(&r.id, paths).await;
+                self.attachments
+                    .unmount_quietly(&r.id, mounts.paths())
+                    .await;
                 Err(e.into())
             }
         }
@@ -262,7 +263,7 @@ impl LifecycleService {
         record: &SandboxRecord,
         user: &User,
     ) -> Result<String, ServiceError> {
-        let binds = self
+        let mounts = self
             .attachments
             .mount_for_restore(&source.id, &record.id, user)
             .await?;
@@ -278,13 +279,17 @@ impl LifecycleService {
             mem_mib: record.mem_mib,
             disk_mib: record.disk_mib,
             pids_limit: pids_limit(&shape),
-            mounts: binds.clone(),
+            mounts: mounts.declared.clone(),
         };
-        match self.runtime.fork(&source.id, &spec, &binds).await {
-            Ok(created) => Ok(created.ip.to_string()),
+        match self.runtime.fork(&source.id, &spec, &mounts.declared).await {
+            Ok(created) => {
+                self.attachments.inject_live(&record.id, &mounts.live).await;
+                Ok(created.ip.to_string())
+            }
             Err(e) => {
-                let paths = binds.iter().map(|b| b.container_path.as_str());
-                self.attachments.unmount_quietly(&record.id, paths).await;
+                self.attachments
+                    .unmount_quietly(&record.id, mounts.paths())
+                    .await;
                 Err(e.into())
             }
         }
