@@ -62,7 +62,7 @@ def test_pause_resume_fork_resize_keys_and_auto_pause(client, box, reaper):
     assert child.id != box.id
     assert client.get_sandbox(child.id).status == "running"
     out = child.run_command(Cmd(command="cat", arguments=["/root/state"]))
-    assert out.stdout == "kept\n"
+    assert out.result.standard_output == "kept\n"
     box.resume()
     assert client.get_sandbox(box.id).status == "running"
     before = client.get_sandbox(box.id).data.disk_mib
@@ -82,13 +82,13 @@ def test_self_pause_and_self_delete_from_inside(client, shape, reaper):
     unpack = sb.run_command(
         Cmd(command="bash", arguments=["-c", "mkdir -p /opt/sdk && tar -xzf /opt/sdk.tgz -C /opt/sdk"])
     )
-    assert unpack.exit_code == 0, unpack.stderr
+    assert unpack.result.exit_code == 0, unpack.result.standard_error
     call = "import sys; sys.path.insert(0, '/opt/sdk'); import createos; createos.self_{}({!r}); print('accepted')"
     out = sb.run_command(Cmd(command="python3", arguments=["-c", call.format("pause", "nap time")]))
-    assert out.stdout.strip() == "accepted", out.stderr
+    assert out.result.standard_output.strip() == "accepted", out.result.standard_error
     view = _wait_status(client, sb.id, "paused")
     assert view.status == "paused"
     sb.resume()
     out = sb.run_command(Cmd(command="python3", arguments=["-c", call.format("delete", "all done")]))
-    assert out.stdout.strip() == "accepted", out.stderr
+    assert out.result.standard_output.strip() == "accepted", out.result.standard_error
     assert _wait_status(client, sb.id, "destroyed").status == "destroyed"
