@@ -130,29 +130,23 @@ impl AgentClient {
 
     /// `GET /v1/health`.
     pub async fn health(&self) -> Result<Health, RuntimeError> {
-        let (resp, sender) = self
-            .send_pooled(|| request(Method::GET, proto::PATH_HEALTH, empty()))
-            .await?;
-        let status = resp.status();
-        let body = resp
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| self.unreachable(e))?
-            .to_bytes();
-        self.checkin(sender);
-        if status != StatusCode::OK {
-            return Err(self.unreachable(format!("health answered {status}")));
-        }
-        serde_json::from_slice(&body)
-            .map_err(|e| self.unreachable(format!("bad health answer: {e}")))
+        self.call_json(Method::GET, proto::PATH_HEALTH).await
     }
 
     /// Takes what code in the sandbox asked of the platform, if anything
     /// (`/self/pause`, `/self/delete`); the agent forgets it.
     pub async fn take_self_request(&self) -> Result<Option<proto::SelfRequest>, RuntimeError> {
+        self.call_json(Method::POST, proto::PATH_SELF_TAKE).await
+    }
+
+    /// A body-less call answered `200` with JSON.
+    async fn call_json<T: serde::de::DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &'static str,
+    ) -> Result<T, RuntimeError> {
         let (resp, sender) = self
-            .send_pooled(|| request(Method::POST, proto::PATH_SELF_TAKE, empty()))
+            .send_pooled(|| request(method.clone(), path, empty()))
             .await?;
         let status = resp.status();
         let body = resp
@@ -163,10 +157,10 @@ impl AgentClient {
             .to_bytes();
         self.checkin(sender);
         if status != StatusCode::OK {
-            return Err(self.unreachable(format!("self/take answered {status}")));
+            return Err(self.unreachable(format!("{path} answered {status}")));
         }
         serde_json::from_slice(&body)
-            .map_err(|e| self.unreachable(format!("bad self/take answer: {e}")))
+            .map_err(|e| self.unreachable(format!("bad answer from {path}: {e}")))
     }
 
     /// Runs a command to completion.

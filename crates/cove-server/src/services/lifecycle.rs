@@ -25,13 +25,13 @@ use cove_api::lifecycle::{
 use cove_api::sandbox::{SandboxStatus, SandboxView};
 use cove_api::timestamp::Timestamp;
 use cove_api::validate::MAX_DISK_MIB;
-use cove_runtime::{Runtime, RuntimeError, SandboxSpec};
+use cove_runtime::{CreatedSandbox, Runtime, RuntimeError, SandboxSpec};
 use cove_store::{SandboxRecord, Secret, Store, User};
 
 use crate::activity::Activity;
 use crate::catalog::{pids_limit, shape};
 use crate::error::ServiceError;
-use crate::services::attachments::AttachmentService;
+use crate::services::attachments::{AttachmentService, RestoreMounts};
 use crate::services::owned_sandbox;
 use crate::services::sandboxes::SandboxService;
 use crate::state::{InFlight, InFlightGuard};
@@ -193,15 +193,24 @@ impl LifecycleService {
             .attachments
             .mount_for_restore(&r.id, &r.id, user)
             .await?;
-        match self.runtime.restore(&r.id, &mounts.declared).await {
+        let restored = self.runtime.restore(&r.id, &mounts.declared).await;
+        self.after_restore(&r.id, &mounts, restored).await
+    }
+
+    /// The live disks go in once `id` runs again; all go if it does not.
+    async fn after_restore(
+        &self,
+        id: &SandboxId,
+        mounts: &RestoreMounts,
+        restored: Result<CreatedSandbox, RuntimeError>,
+    ) -> Result<String, ServiceError> {
+        match restored {
             Ok(created) => {
-                self.attachments.inject_live(&r.id, &mounts.live).await;
+                self.attachments.inject_live(id, &mounts.live).await;
                 Ok(created.ip.to_string())
             }
             Err(e) => {
-                self.attachments
-                    .unmount_quietly(&r.id, mounts.paths())
-                    .await;
+                self.attachments.unmount_quietly(id, mounts.paths()).await;
                 Err(e.into())
             }
         }
@@ -281,18 +290,8 @@ impl LifecycleService {
             pids_limit: pids_limit(&shape),
             mounts: mounts.declared.clone(),
         };
-        match self.runtime.fork(&source.id, &spec, &mounts.declared).await {
-            Ok(created) => {
-                self.attachments.inject_live(&record.id, &mounts.live).await;
-                Ok(created.ip.to_string())
-            }
-            Err(e) => {
-                self.attachments
-                    .unmount_quietly(&record.id, mounts.paths())
-                    .await;
-                Err(e.into())
-            }
-        }
+        let forked = self.runtime.fork(&source.id, &spec, &mounts.declared).await;
+        self.after_restore(&record.id, &mounts, forked).await
     }
 
     /// `POST /v1/sandboxes/{id}/resize`: grow only, running or paused.
