@@ -466,3 +466,60 @@ async fn self_requests_pause_and_delete_with_their_reason() {
         0
     );
 }
+
+/// A crash in the middle of a fork: a fork the runtime finished becomes
+/// `running`, a half-made one `failed` with its leftovers removed; the
+/// source stays paused either way.
+#[tokio::test]
+async fn the_reconciler_settles_forks_interrupted_by_a_crash() {
+    use cove_api::sandbox::SandboxStatus;
+    let h = harness().await;
+    let src = h.create(&h.alice, json!({"shape": "s-1vcpu-256mb"})).await;
+    let src_id = sid(&src);
+    post(&h, &format!("/v1/sandboxes/{src_id}/pause"), json!({}))
+        .await
+        .data();
+    let row = h.state.store.get_sandbox(&src_id).await.unwrap().unwrap();
+    let mut made = Vec::new();
+    for (name, on_host) in [
+        ("done-fork", RuntimeState::Running),
+        ("half-fork", RuntimeState::Partial),
+    ] {
+        let mut fork = row.clone();
+        fork.id = SandboxId::generate();
+        fork.name = name.into();
+        fork.status = SandboxStatus::Forking;
+        fork.forked_from = Some(src_id.clone());
+        h.state
+            .store
+            .insert_sandbox(&fork, &Default::default())
+            .await
+            .unwrap();
+        h.mock.insert_leftover(fork.id.clone(), on_host);
+        made.push(fork.id);
+    }
+    let report = cove_server::jobs::reconciler::reconcile_once(&h.state)
+        .await
+        .unwrap();
+    assert_eq!(report.settled, vec![made[0].clone()]);
+    assert_eq!(report.failed, vec![made[1].clone()]);
+    let done = h
+        .get(&format!("/v1/sandboxes/{}", made[0]), &h.alice)
+        .await
+        .data();
+    assert_eq!(done["status"], "running");
+    let half = h
+        .get(&format!("/v1/sandboxes/{}", made[1]), &h.alice)
+        .await
+        .data();
+    assert_eq!(half["status"], "failed");
+    assert!(
+        !h.mock.contains(&made[1]),
+        "the half-made fork is gone from the host"
+    );
+    let src = h
+        .get(&format!("/v1/sandboxes/{src_id}"), &h.alice)
+        .await
+        .data();
+    assert_eq!(src["status"], "paused");
+}
