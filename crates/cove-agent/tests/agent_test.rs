@@ -38,13 +38,15 @@ impl Agent {
             .arg("--socket")
             .arg(&socket)
             .spawn()?;
-        for _ in 0..200 {
-            if socket.exists() {
+        // Until a connection is accepted: the socket file appears at
+        // bind(2), a moment before listen(2), when a connect is refused.
+        for _ in 0..500 {
+            if tokio::net::UnixStream::connect(&socket).await.is_ok() {
                 return Ok(Agent { child, socket, dir });
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        bail!("agent did not create its socket")
+        bail!("agent did not listen on its socket")
     }
 
     fn root(&self) -> PathBuf {
