@@ -219,18 +219,7 @@ impl AttachmentService {
             .map(|a| a.mount_path)
             .collect();
         let p = self.plan_one(user, &req, &taken).await?;
-        let req = self.mount_request(&r.id, &p).await?;
-        let host_path = self.mounter.mount(&req).await?;
-        let bind = BindMount {
-            host_path,
-            container_path: p.mount_path.clone(),
-            read_only: p.read_only,
-        };
-        if let Err(e) = self.runtime.attach_mount(&r.id, &bind, false).await {
-            self.unmount_quietly(&r.id, std::iter::once(p.mount_path.as_str()))
-                .await;
-            return Err(e.into());
-        }
+        self.mount_inside(&r.id, &p, false).await?;
         if let Err(e) = self
             .store
             .insert_attachment(&record_of(&r.id, &p, false))
@@ -400,15 +389,26 @@ impl AttachmentService {
             sub_path: a.sub_path.clone(),
             read_only: a.read_only,
         };
-        let req = self.mount_request(sandbox, &p).await?;
+        self.mount_inside(sandbox, &p, replace).await
+    }
+
+    /// Host mount, then made live inside the running sandbox; the host
+    /// mount goes again if the sandbox side fails.
+    async fn mount_inside(
+        &self,
+        sandbox: &SandboxId,
+        p: &PlannedAttachment,
+        replace: bool,
+    ) -> Result<(), ServiceError> {
+        let req = self.mount_request(sandbox, p).await?;
         let host_path = self.mounter.mount(&req).await?;
         let bind = BindMount {
             host_path,
-            container_path: a.mount_path.clone(),
-            read_only: a.read_only,
+            container_path: p.mount_path.clone(),
+            read_only: p.read_only,
         };
         if let Err(e) = self.runtime.attach_mount(sandbox, &bind, replace).await {
-            self.unmount_quietly(sandbox, std::iter::once(a.mount_path.as_str()))
+            self.unmount_quietly(sandbox, std::iter::once(p.mount_path.as_str()))
                 .await;
             return Err(e.into());
         }
