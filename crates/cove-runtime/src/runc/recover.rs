@@ -107,7 +107,13 @@ fn recover_restore(
     rec: &mut SandboxRecord,
     status: Option<String>,
 ) -> Result<(), RuntimeError> {
-    if status.as_deref() != Some("running") || !criu::restore_finished(&paths.criu_work()) {
+    // Without the init's pid file runc did not get to the end of the
+    // restore either: undo it (the checkpoint is still there) rather than
+    // leave a container whose network cannot be plugged back.
+    if status.as_deref() != Some("running")
+        || !criu::restore_finished(&paths.criu_work())
+        || checkpoint::init_pid(paths).is_none()
+    {
         restore::undo(inner, paths, id, rec);
         return Ok(());
     }
