@@ -43,6 +43,16 @@ async fn checkpoint_frees_the_host_and_restore_continues_memory_files_and_server
             info.memory_freed_bytes
         );
         assert_nothing_on_host(&state, &sb.id, pid)?;
+        // Crash recovery tells complete images by this debug line (CRIU
+        // logs it after the images are flushed, before it kills the tasks).
+        let log = std::fs::read_to_string(
+            state
+                .join("sandboxes")
+                .join(sb.id.as_str())
+                .join("checkpoint")
+                .join("dump.log"),
+        )?;
+        assert!(log.contains("Running post-dump scripts"));
         assert_eq!(
             state_of(&rt, &sb.id).await?,
             Some(RuntimeState::Checkpointed)

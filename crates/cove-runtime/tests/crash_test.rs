@@ -118,6 +118,8 @@ fn kill_helper_at(
         .stderr(std::fs::File::create(state.join("helper.log"))?)
         .spawn()?;
     let stdout = child.stdout.take().context("child stdout")?;
+    // Read before the marker: the dump kills this process.
+    let init = common::workload::init_pid(state, id);
     let mut seen = 0;
     for l in BufReader::new(stdout).lines() {
         if l? == marker {
@@ -133,7 +135,11 @@ fn kill_helper_at(
         let log = std::fs::read_to_string(state.join("helper.log")).unwrap_or_default();
         bail!("the helper stopped before {marker} #{nth}: {log}");
     }
-    std::thread::sleep(Duration::from_millis(ms));
+    if ms == TASKS_GONE {
+        wait_until_gone(init.context("no init pid before the dump")?)?;
+    } else {
+        std::thread::sleep(Duration::from_millis(ms));
+    }
     child.kill()?;
     child.wait()?;
     if with_tools {
@@ -154,6 +160,27 @@ fn kill_helper_at(
         std::thread::sleep(Duration::from_millis(50));
     }
     bail!("runc or criu still running 10 s after the kill")
+}
+
+/// A kill moment: as soon as CRIU has killed the dumped tasks (the images
+/// are all written then), before runc removes the container.
+const TASKS_GONE: u64 = u64::MAX;
+
+fn wait_until_gone(pid: u32) -> Result<()> {
+    for _ in 0..5000 {
+        // A zombie is gone as far as the dump goes.
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        if stat.is_empty()
+            || stat
+                .rsplit(')')
+                .next()
+                .is_some_and(|r| r.trim_start().starts_with('Z'))
+        {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    bail!("the init {pid} still runs 10 s into the dump")
 }
 
 /// SIGKILLs the runc processes working on `state` (the helper started them)
@@ -299,7 +326,11 @@ async fn a_kill_9_during_pause_or_resume_never_loses_the_sandbox() -> Result<()>
     // working on damaged (its parasite code was still inside), so here only
     // the sandbox is checked: it runs again (thawed, network lock removed,
     // network plugged) and its agent answers.
-    for case in [("CHECKPOINT", 1, 80, true), ("CHECKPOINT", 2, 150, true)] {
+    for case in [
+        ("CHECKPOINT", 1, 80, true),
+        ("CHECKPOINT", 2, 150, true),
+        ("CHECKPOINT", 1, TASKS_GONE, true),
+    ] {
         let (rt, _) = crash_and_recover(dir.path(), &cfg, &id, case).await?;
         let out = rt
             .exec(

@@ -114,6 +114,18 @@ pub fn dump_finished(dir: &Path) -> bool {
         .unwrap_or(false)
 }
 
+/// Whether the dump in `dir` got past writing its images: CRIU closes and
+/// flushes every image, then runs the post-dump scripts (logged at the
+/// debug level runc asks for), and only then kills the dumped tasks.
+pub fn dump_images_written(dir: &Path) -> bool {
+    std::fs::read_to_string(dir.join("dump.log"))
+        .map(|log| {
+            log.contains("Running post-dump scripts")
+                || log.contains("Dumping finished successfully")
+        })
+        .unwrap_or(false)
+}
+
 /// Whether the restore logged in `work` finished: CRIU writes this line
 /// once every task is restored and resumed. A running init alone proves
 /// nothing: a CRIU killed half-way leaves a tree that is partly restored.

@@ -6,6 +6,7 @@
 //! | record | machine | outcome |
 //! |---|---|---|
 //! | `checkpointing` | container gone, `checkpoint/` or a finished `checkpoint.tmp/` | finish: rename, release, `checkpointed` |
+//! | `checkpointing` | container `stopped` (CRIU killed its tasks, runc was killed before removing it) and the images complete | finish: remove the container, rename, release, `checkpointed` |
 //! | `checkpointing` | container still there (frozen or not) | roll back: thaw, remove CRIU's network lock if a killed CRIU left it, plug the network again, drop `checkpoint.tmp/`, `running` |
 //! | `restoring` | container running and CRIU logged "Restore finished" | finish: plug the network again, `running`, drop `checkpoint/` |
 //! | `restoring` | anything else (a CRIU killed half-way leaves a running but half-restored tree) | roll back: kill and remove what restore started, `checkpointed` |
@@ -19,7 +20,7 @@ use cove_api::ids::SandboxId;
 
 use super::layout::{sandboxes_dir, SandboxPaths};
 use super::record::{Phase, SandboxRecord};
-use super::{checkpoint, criu, list, restore, Inner};
+use super::{checkpoint, criu, destroy, list, restore, Inner};
 use crate::RuntimeError;
 
 /// Recovers every sandbox left checkpointing or restoring. Blocking.
@@ -66,9 +67,19 @@ fn recover_checkpoint(
     rec: &mut SandboxRecord,
     status: Option<String>,
 ) -> Result<(), RuntimeError> {
-    if status.is_none() {
-        if !paths.checkpoint().is_dir() && criu::dump_finished(&paths.checkpoint_tmp()) {
-            std::fs::rename(paths.checkpoint_tmp(), paths.checkpoint())?;
+    // CRIU kills the dumped tasks only after every image is written; a
+    // CRIU and runc killed after that leave a `stopped` container whose
+    // checkpoint is the only copy of the sandbox.
+    let stopped = status.as_deref() == Some("stopped");
+    if stopped && criu::dump_images_written(&paths.checkpoint_tmp()) {
+        destroy::remove_container(inner, paths, id)?;
+    }
+    if status.is_none() || stopped {
+        let tmp = paths.checkpoint_tmp();
+        if !paths.checkpoint().is_dir()
+            && (criu::dump_finished(&tmp) || (stopped && criu::dump_images_written(&tmp)))
+        {
+            std::fs::rename(tmp, paths.checkpoint())?;
         }
         if !paths.checkpoint().is_dir() {
             // No container and no complete dump: nothing to recover from.
