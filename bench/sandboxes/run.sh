@@ -6,7 +6,9 @@
 #
 # Needs root, runc, python3, cargo and the devbox:1 image under
 # $COVE_IMAGES_DIR (default /var/cache/cove/images; scripts/lib/image.sh).
-# Env: COVE_BIN (skip the build), BENCH_CREATES, BENCH_EXECS, BENCH_FILE_MIB.
+# Env: COVE_BIN (skip the build), BENCH_CREATES, BENCH_EXECS, BENCH_FILE_MIB,
+# BENCH_SERVE_LOG (copy the server's log there; with RUST_LOG=cove_runtime=debug
+# it has each create's phases).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
@@ -43,6 +45,7 @@ cleanup() {
     kill -TERM "$server_pid"; sleep 1; kill -KILL "$server_pid" 2>/dev/null; wait "$server_pid" 2>/dev/null
   fi
   [ "$rc" -ne 0 ] && tail -n 30 "$state/serve.log" >&2
+  [ -n "${BENCH_SERVE_LOG:-}" ] && cp "$state/serve.log" "$BENCH_SERVE_LOG"
   grep -q " $state" /proc/self/mounts && log "warning: mounts remain under $state" || rm -rf "$state"
   exit "$rc"
 }

@@ -8,6 +8,7 @@ mod body;
 mod exec;
 mod files;
 mod reaper;
+mod seccomp;
 mod self_api;
 mod server;
 
@@ -20,12 +21,15 @@ use cove_api::agent::{GUEST_RUN_DIR, SOCKET_NAME};
 struct Args {
     root: PathBuf,
     socket: PathBuf,
+    /// A seccomp filter to load before anything else (in a sandbox, always).
+    seccomp: Option<PathBuf>,
 }
 
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {
         root: PathBuf::from("/"),
         socket: PathBuf::from(GUEST_RUN_DIR).join(SOCKET_NAME),
+        seccomp: None,
     };
     let mut it = std::env::args_os().skip(1);
     while let Some(a) = it.next() {
@@ -37,6 +41,7 @@ fn parse_args() -> Result<Args, String> {
         match a.to_str() {
             Some("--root") => args.root = value(&mut it)?,
             Some("--socket") => args.socket = value(&mut it)?,
+            Some("--seccomp") => args.seccomp = Some(value(&mut it)?),
             _ => return Err(format!("unknown argument {a:?}")),
         }
     }
@@ -51,6 +56,14 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // Before the runtime starts any thread; a sandbox never runs without
+    // its filter, so a failed load ends the agent (and the sandbox).
+    if let Some(path) = &args.seccomp {
+        if let Err(e) = seccomp::load(path) {
+            eprintln!("cove-agent: {e}");
+            return ExitCode::from(1);
+        }
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -28,6 +28,9 @@ use serde::{Deserialize, Serialize};
 
 /// File name of the agent's socket inside the sandbox's agent directory.
 pub const SOCKET_NAME: &str = "agent.sock";
+/// File name, in the agent directory, of the seccomp filter (a BPF program)
+/// the agent loads before anything else when started with `--seccomp`.
+pub const SECCOMP_NAME: &str = "seccomp.bpf";
 /// Where the agent directory (socket, log) is mounted inside the sandbox.
 pub const GUEST_RUN_DIR: &str = "/.cove/run";
 /// Where the agent binary is mounted (read-only) inside the sandbox.

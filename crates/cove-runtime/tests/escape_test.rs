@@ -159,3 +159,55 @@ async fn a_sandbox_cannot_redirect_the_host_to_another_socket() -> Result<()> {
     }
     Ok(())
 }
+
+/// Docker's default seccomp profile holds in every sandbox (the agent loads
+/// it as PID 1, before any command runs): namespaces, keyrings and vsock
+/// are refused with EPERM, `clone3` answers ENOSYS so libc falls back to
+/// `clone`, ordinary calls work, and the program file is gone.
+#[tokio::test(flavor = "multi_thread")]
+async fn sandbox_syscalls_are_filtered_by_dockers_seccomp_profile() -> Result<()> {
+    let t = TestRuntime::start().await?;
+    let sb = t.sandbox().await?;
+    let status = sb
+        .sh("grep -E '^Seccomp(_filters)?:' /proc/self/status /proc/1/status")
+        .await?;
+    let out = String::from_utf8_lossy(&status.stdout).to_string();
+    for pid in ["self", "1"] {
+        assert!(
+            out.contains(&format!("/proc/{pid}/status:Seccomp:\t2")),
+            "{out}"
+        );
+        assert!(
+            out.contains(&format!("/proc/{pid}/status:Seccomp_filters:\t1")),
+            "{out}"
+        );
+    }
+    let probe = r#"
+import ctypes, os, socket
+libc = ctypes.CDLL(None, use_errno=True)
+def errno_of(nr, *args):
+    r = libc.syscall(nr, *args)
+    return 0 if r >= 0 else ctypes.get_errno()
+print("unshare", errno_of(272, 0x10000000))          # CLONE_NEWUSER
+print("keyctl", errno_of(250, 0, 0, 0, 0, 0))
+print("clone3", errno_of(435, 0, 0))
+try:
+    socket.socket(40, socket.SOCK_STREAM)            # AF_VSOCK
+    print("vsock", 0)
+except OSError as e:
+    print("vsock", e.errno)
+print("getpid", errno_of(39))
+"#;
+    let r = sb.run("python3", &["-c", probe]).await?;
+    assert_eq!(r.exit_code, 0, "{}", String::from_utf8_lossy(&r.stderr));
+    let got = String::from_utf8_lossy(&r.stdout).to_string();
+    for want in ["unshare 1", "keyctl 1", "clone3 38", "vsock 1", "getpid 0"] {
+        assert!(got.lines().any(|l| l == want), "{want} in {got}");
+    }
+    let left = sb.sh("test -e /.cove/run/seccomp.bpf").await?;
+    assert_ne!(
+        left.exit_code, 0,
+        "the program file is removed after the load"
+    );
+    Ok(())
+}

@@ -60,6 +60,7 @@ pub fn prepare(
     disk::mount_overlay(inner.sys.as_ref(), &paths, lower)?;
 
     make_run_dir(inner, &paths)?;
+    write_seccomp(inner, &paths)?;
     write_etc(&paths, &spec.hostname, ip, &cfg.dns)?;
     write_config(inner, spec, &paths, mounts, "create")?;
     Ok(rec)
@@ -73,6 +74,15 @@ pub fn make_run_dir(inner: &Inner, paths: &SandboxPaths) -> Result<(), RuntimeEr
         .sys
         .chown(&run, inner.config.uid_base, inner.config.uid_base)?;
     std::fs::set_permissions(&run, std::fs::Permissions::from_mode(0o700))?;
+    Ok(())
+}
+
+/// The seccomp filter the agent loads first thing (see `seccomp.rs`);
+/// read-only for the sandbox's root.
+pub fn write_seccomp(inner: &Inner, paths: &SandboxPaths) -> Result<(), RuntimeError> {
+    let path = paths.run_dir().join(cove_api::agent::SECCOMP_NAME);
+    std::fs::write(&path, &inner.seccomp_bpf)?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o444))?;
     Ok(())
 }
 

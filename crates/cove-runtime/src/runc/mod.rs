@@ -32,6 +32,7 @@ mod record;
 mod recover;
 mod resize;
 mod restore;
+mod seccomp;
 mod spec;
 mod start;
 
@@ -73,6 +74,8 @@ pub(crate) struct Inner {
     pool: Arc<pool::DiskPool>,
     /// Serialises preparing shifted images (a copy of ~180 MB).
     lower_lock: tokio::sync::Mutex<HashMap<String, PathBuf>>,
+    /// The sandboxes' seccomp filter as BPF, compiled once (`seccomp.rs`).
+    seccomp_bpf: Vec<u8>,
 }
 
 impl RuncRuntime {
@@ -118,6 +121,7 @@ impl RuncRuntime {
             config.state_dir.join("pool"),
             config.disk_pool,
         ));
+        let seccomp_bpf = seccomp::compile(seccomp::PROFILE)?;
         let inner = Arc::new(Inner {
             config,
             pool,
@@ -125,6 +129,7 @@ impl RuncRuntime {
             net,
             agents: Mutex::new(HashMap::new()),
             lower_lock: tokio::sync::Mutex::new(HashMap::new()),
+            seccomp_bpf,
         });
         {
             let inner = inner.clone();
@@ -224,6 +229,7 @@ impl Inner {
             net,
             agents: Mutex::new(HashMap::new()),
             lower_lock: tokio::sync::Mutex::new(HashMap::new()),
+            seccomp_bpf: seccomp::compile(seccomp::PROFILE).expect("the built-in profile compiles"),
         }
     }
 

@@ -2,7 +2,8 @@
 //! user namespace (root → `uid_base`, 65536 ids), pid/net/ipc/uts/mount/
 //! cgroup namespaces (runc creates them, so the network namespace belongs
 //! to the sandbox's user namespace and `/sys` mounts as sysfs), Docker's
-//! default seccomp profile (`generated/seccomp_x86_64.json`), Docker's
+//! default seccomp profile (`generated/seccomp_x86_64.json`, compiled once
+//! by `seccomp.rs` and loaded by the agent, not by runc), Docker's
 //! default capabilities without `CAP_NET_RAW`, no new privileges, masked and
 //! read-only `/proc` paths, cgroup limits from the shape. `cove-agent` is
 //! PID 1, bound read-only from the host. (Lowering its OOM score is not
@@ -13,8 +14,6 @@ use serde_json::{json, Value};
 
 use super::layout::SandboxPaths;
 use crate::{BindMount, SandboxSpec};
-
-const SECCOMP: &str = include_str!("../../generated/seccomp_x86_64.json");
 
 const CAPS: &[&str] = &[
     "CAP_CHOWN",
@@ -101,7 +100,6 @@ pub fn cpu_quota(spec: &SandboxSpec) -> i64 {
 
 /// Builds the config.
 pub fn build(i: &SpecInputs<'_>) -> Result<Value, serde_json::Error> {
-    let seccomp: Value = serde_json::from_str(SECCOMP)?;
     let mem = (i.spec.mem_mib.max(16) * 1024 * 1024) as i64;
     let caps: Vec<&str> = CAPS.to_vec();
     let map = json!([{ "containerID": 0, "hostID": i.uid_base, "size": i.uid_count }]);
@@ -111,7 +109,12 @@ pub fn build(i: &SpecInputs<'_>) -> Result<Value, serde_json::Error> {
         "process": {
             "terminal": false,
             "user": { "uid": 0, "gid": 0 },
-            "args": [cove_api::agent::GUEST_AGENT_PATH],
+            // The agent loads the seccomp filter itself (see `seccomp.rs`).
+            "args": [
+                cove_api::agent::GUEST_AGENT_PATH,
+                "--seccomp",
+                format!("{}/{}", cove_api::agent::GUEST_RUN_DIR, cove_api::agent::SECCOMP_NAME)
+            ],
             "env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root"],
             "cwd": "/",
             "capabilities": { "bounding": caps, "effective": caps, "permitted": caps },
@@ -146,7 +149,6 @@ pub fn build(i: &SpecInputs<'_>) -> Result<Value, serde_json::Error> {
                 "cpu": { "quota": cpu_quota(i.spec), "period": 100_000u64, "shares": 1024u64 },
                 "pids": { "limit": i.spec.pids_limit.max(16) as i64 }
             },
-            "seccomp": seccomp,
             "maskedPaths": MASKED,
             "readonlyPaths": READONLY
         },
@@ -214,7 +216,10 @@ mod tests {
         assert_eq!(v["linux"]["resources"]["memory"]["swap"], 512i64 << 20);
         assert_eq!(v["linux"]["resources"]["cpu"]["quota"], 200_000);
         assert_eq!(v["linux"]["resources"]["pids"]["limit"], 256);
-        assert_eq!(v["linux"]["seccomp"]["defaultAction"], "SCMP_ACT_ERRNO");
+        // The agent loads the filter; runc must not compile it again.
+        assert!(v["linux"].get("seccomp").is_none());
+        assert_eq!(v["process"]["args"][1], "--seccomp");
+        assert_eq!(v["process"]["args"][2], "/.cove/run/seccomp.bpf");
         let ns: Vec<&str> = v["linux"]["namespaces"]
             .as_array()
             .unwrap()
