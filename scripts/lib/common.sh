@@ -29,7 +29,7 @@ apt_install() {
 
 # The packages cove needs at run time (sandboxes, FUSE, networking, images).
 RUN_PACKAGES=(ca-certificates curl runc fuse3 libfuse3-dev pkg-config mmdebstrap
-  nftables iproute2 uidmap e2fsprogs jq gcc libc6-dev make)
+  nftables iproute2 uidmap e2fsprogs jq gcc libc6-dev make libseccomp-dev)
 
 # ensure_rust: cargo must exist; install rustup's stable toolchain if not.
 ensure_rust() {

@@ -12,7 +12,7 @@ const MAX_INSNS: usize = 4096;
 
 /// Decodes `struct sock_filter` entries (8 bytes each, host byte order).
 fn decode(bytes: &[u8]) -> Result<Vec<libc::sock_filter>, String> {
-    if bytes.is_empty() || bytes.len() % 8 != 0 || bytes.len() / 8 > MAX_INSNS {
+    if bytes.is_empty() || !bytes.len().is_multiple_of(8) || bytes.len() / 8 > MAX_INSNS {
         return Err(format!(
             "not a BPF program of whole instructions ({} bytes)",
             bytes.len()

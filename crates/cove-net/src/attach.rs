@@ -1,11 +1,13 @@
 //! One sandbox's attachment: the sandbox's own network namespace (created
-//! by runc inside the sandbox's user namespace) given a name with `ip netns
-//! attach`, so a restarted server finds it, a veth pair with
+//! by runc inside the sandbox's user namespace) given a name as `ip netns
+//! attach` would, so a restarted server finds it, a veth pair with
 //! `eth0` inside, the address and default route inside, `lo` up (runc only
-//! brings `lo` up in namespaces it creates itself).
+//! brings `lo` up in namespaces it creates itself). Done over netlink
+//! (`netlink.rs`); detaching still runs `ip`, off the create path.
 
 use std::path::{Path, PathBuf};
 
+use crate::netlink::Plug;
 use crate::sys::NetSys;
 use crate::{Attachment, NetConfig, NetError};
 
@@ -44,23 +46,15 @@ pub fn attach(
     att: &Attachment,
     pid: u32,
 ) -> Result<(), NetError> {
-    let ns = att.netns.as_str();
-    // Two `ip` processes in all (each fork+exec costs milliseconds on the
-    // create path): one batch on the host side, one inside the namespace.
-    let host = format!(
-        "netns attach {ns} {pid}\nlink add {v} type veth peer name eth0 netns {ns}\nlink set {v} master {br} up\n",
-        v = att.host_veth,
-        br = cfg.bridge,
-    );
-    sys.run("ip", &["-batch", "-"], Some(&host))?;
-    let inside = format!(
-        "link set lo up\naddr add {ip}/{p} dev eth0\nlink set eth0 up\nroute add default via {gw}\n",
-        ip = att.ip,
-        p = cfg.subnet.prefix(),
-        gw = cfg.subnet.gateway(),
-    );
-    sys.run("ip", &["-n", ns, "-batch", "-"], Some(&inside))?;
-    Ok(())
+    sys.plug(&Plug {
+        netns: att.netns.as_str().to_string(),
+        pid,
+        host_veth: att.host_veth.clone(),
+        bridge: cfg.bridge.clone(),
+        ip: att.ip,
+        prefix: cfg.subnet.prefix(),
+        gateway: cfg.subnet.gateway(),
+    })
 }
 
 pub fn detach(sys: &dyn NetSys, att: &Attachment) -> Result<(), NetError> {
@@ -108,15 +102,15 @@ mod tests {
         let ip = net.allocate("sb_x").unwrap();
         let att = net.attach("sb_x", ip, 4242).unwrap();
         let calls = sys.calls();
-        assert!(calls[0].starts_with("ip -batch - <<netns attach cove-sb_x 4242\n"));
-        assert!(calls[0].contains("link add ctsb_x type veth peer name eth0 netns cove-sb_x"));
-        assert!(calls[0].contains("link set ctsb_x master covt9 up"));
-        assert!(calls[1].starts_with("ip -n cove-sb_x -batch -"));
-        assert!(calls[1].contains(&format!("addr add {}/24 dev eth0", att.ip)));
-        assert!(calls[1].contains("route add default via 10.212.0.1"));
-        assert!(calls[1].contains("link set lo up"));
+        assert_eq!(
+            calls[0],
+            format!(
+                "plug cove-sb_x pid=4242 veth=ctsb_x master=covt9 addr={}/24 gw=10.212.0.1",
+                att.ip
+            )
+        );
 
-        *sys.fail_on.lock().unwrap() = Some("-n cove-sb_y".into());
+        *sys.fail_on.lock().unwrap() = Some("plug cove-sb_y".into());
         let ip_y = net.allocate("sb_y").unwrap();
         assert!(net.attach("sb_y", ip_y, 4243).is_err());
         net.detach(&net.attachment_of("sb_y", ip_y)).unwrap();

@@ -8,6 +8,7 @@
 mod attach;
 mod bridge;
 mod leases;
+mod netlink;
 mod subnet;
 mod sys;
 
@@ -17,6 +18,7 @@ use std::sync::Arc;
 
 pub use attach::NetnsName;
 pub use leases::Leases;
+pub use netlink::Plug;
 pub use subnet::{Subnet, SubnetError};
 #[cfg(any(test, feature = "testing"))]
 pub use sys::RecordingNetSys;

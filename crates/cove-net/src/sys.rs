@@ -5,6 +5,7 @@
 use std::io::Write;
 use std::process::{Command, Stdio};
 
+use crate::netlink::Plug;
 use crate::NetError;
 
 /// The system calls and commands of the network layer.
@@ -17,6 +18,9 @@ pub trait NetSys: Send + Sync {
     fn path_exists(&self, path: &std::path::Path) -> bool;
     /// Writes a `/proc/sys` value.
     fn write_sysctl(&self, key: &str, value: &str) -> Result<(), NetError>;
+    /// Names a sandbox's namespace and wires it to the bridge (see
+    /// `netlink.rs`).
+    fn plug(&self, plug: &Plug) -> Result<(), NetError>;
 }
 
 /// The real implementation: runs the commands.
@@ -62,6 +66,10 @@ impl NetSys for CommandNetSys {
         let path = format!("/proc/sys/{}", key.replace('.', "/"));
         std::fs::write(path, value)?;
         Ok(())
+    }
+
+    fn plug(&self, plug: &Plug) -> Result<(), NetError> {
+        crate::netlink::plug(plug)
     }
 }
 
@@ -115,6 +123,26 @@ impl NetSys for RecordingNetSys {
     fn write_sysctl(&self, key: &str, value: &str) -> Result<(), NetError> {
         if let Ok(mut c) = self.calls.lock() {
             c.push(format!("sysctl {key}={value}"));
+        }
+        Ok(())
+    }
+
+    /// Recorded as `plug <netns> pid=… veth=… master=… addr=…/… gw=…`.
+    fn plug(&self, p: &Plug) -> Result<(), NetError> {
+        let line = format!(
+            "plug {} pid={} veth={} master={} addr={}/{} gw={}",
+            p.netns, p.pid, p.host_veth, p.bridge, p.ip, p.prefix, p.gateway
+        );
+        if let Ok(mut c) = self.calls.lock() {
+            c.push(line.clone());
+        }
+        if let Ok(f) = self.fail_on.lock() {
+            if f.as_deref().is_some_and(|f| line.contains(f)) {
+                return Err(NetError::Command {
+                    command: line,
+                    stderr: "injected".into(),
+                });
+            }
         }
         Ok(())
     }

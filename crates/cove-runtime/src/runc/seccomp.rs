@@ -145,7 +145,7 @@ pub fn compile(profile_json: &str) -> Result<Vec<u8>, RuntimeError> {
     let mut out = Vec::new();
     file.seek(SeekFrom::Start(0))?;
     file.read_to_end(&mut out)?;
-    if out.is_empty() || out.len() % 8 != 0 {
+    if out.is_empty() || !out.len().is_multiple_of(8) {
         return Err(bad(format!("exported {} bytes", out.len())));
     }
     Ok(out)
