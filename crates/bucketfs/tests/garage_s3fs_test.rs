@@ -25,6 +25,13 @@ fn build_tree(root: &Path) {
     std::fs::create_dir(root.join("d")).unwrap();
     std::fs::set_permissions(root.join("d"), std::fs::Permissions::from_mode(0o750)).unwrap();
     std::fs::write(root.join("d/f"), b"hello from the writer").unwrap();
+    set_file_meta(root);
+    std::os::unix::fs::symlink("f", root.join("d/l")).unwrap();
+    std::fs::create_dir(root.join("empty")).unwrap();
+}
+
+/// Mode, owner and mtime of `d/f` as [`build_tree`] sets them.
+fn set_file_meta(root: &Path) {
     std::fs::set_permissions(root.join("d/f"), std::fs::Permissions::from_mode(0o640)).unwrap();
     std::os::unix::fs::chown(root.join("d/f"), Some(1234), Some(5678)).unwrap();
     let status = Command::new("touch")
@@ -34,8 +41,13 @@ fn build_tree(root: &Path) {
         .status()
         .unwrap();
     assert!(status.success());
-    std::os::unix::fs::symlink("f", root.join("d/l")).unwrap();
-    std::fs::create_dir(root.join("empty")).unwrap();
+}
+
+/// Whether `d/f` has the mode, owner and mtime of [`set_file_meta`].
+fn file_meta_holds(root: &Path) -> bool {
+    std::fs::symlink_metadata(root.join("d/f")).is_ok_and(|f| {
+        (f.mode() & 0o7777, f.uid(), f.gid(), f.mtime()) == (0o640, 1234, 5678, MTIME)
+    })
 }
 
 /// Checks the tree made by [`build_tree`], as seen by another mount.
@@ -86,8 +98,24 @@ fn tree_written_by_s3fs_reads_the_same_in_bucketfs() {
     let bucket = Arc::new(GarageBucket::start());
     let s3fs = S3fsMount::mount(&bucket.server(), &bucket.bucket);
     build_tree(&s3fs.root());
-    check_tree(&s3fs.root(), "s3fs itself");
     s3fs.unmount();
+    // s3fs 1.90 now and then loses one of a chmod, chown and utimens done
+    // in quick succession (each rewrites the object's metadata in place,
+    // one from a stat it cached before the other's change; seen as owner
+    // 0:0 about one run in eight). What s3fs stored is what bucketfs must
+    // read, so a fresh s3fs mount (no cache) checks the bucket, and the
+    // metadata is set again until s3fs itself reads it back.
+    for attempt in 0.. {
+        let s3fs = S3fsMount::mount(&bucket.server(), &bucket.bucket);
+        if file_meta_holds(&s3fs.root()) || attempt == 4 {
+            check_tree(&s3fs.root(), "s3fs itself");
+            s3fs.unmount();
+            break;
+        }
+        eprintln!("s3fs lost some of d/f's metadata (attempt {attempt}); setting it again");
+        set_file_meta(&s3fs.root());
+        s3fs.unmount();
+    }
 
     let s = garage_session_on(bucket.clone(), SessionConfig::default());
     check_tree(s.root(), "bucketfs reading s3fs's tree");
