@@ -151,10 +151,22 @@ async fn patch(c: &S3Client, key: &str, size: u64, at: u64, patch: &[u8]) -> Res
     Ok(())
 }
 
+/// One extra sequential write round with the raw client (see `main`).
+pub async fn seq_write_round(c: &S3Client, s: &Sizes, key: &str) -> Result<Duration> {
+    let seq = seq_data(s);
+    tokio::task::spawn_blocking(crate::workload::settle).await?;
+    let t0 = Instant::now();
+    put_large(c, key, seq).await?;
+    let took = t0.elapsed();
+    c.delete_object(key).await?;
+    Ok(took)
+}
+
 /// Every workload done with the raw client.
 pub async fn run(c: &S3Client, s: &Sizes) -> Result<Figures> {
     let mut f = Figures::default();
     let seq = seq_data(s);
+    tokio::task::spawn_blocking(crate::workload::settle).await?;
     let t0 = Instant::now();
     put_large(c, "seq.bin", seq.clone()).await?;
     f.seq_write = Some(t0.elapsed());

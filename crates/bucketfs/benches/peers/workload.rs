@@ -60,6 +60,18 @@ pub fn seq_data(s: &Sizes) -> Bytes {
     }
 }
 
+/// Right before a timed sequential write: flushes the host's dirty pages
+/// (what `prepare` and earlier systems wrote) so their writeback does not
+/// land in this system's timing, then lets garage's own background work
+/// settle. Without it the first system measured got an idle disk and every
+/// later one a busy one (raw ran first: 338 vs bucketfs 196 MiB/s in one
+/// run, where `dd` onto a fresh mount on an idle host did 300 MiB/s).
+pub fn settle() {
+    // SAFETY: sync(2) takes no arguments and cannot fail.
+    unsafe { libc::sync() };
+    std::thread::sleep(Duration::from_secs(1));
+}
+
 /// Puts the objects every system's run starts from.
 pub async fn prepare(c: &S3Client, s: &Sizes) -> Result<()> {
     futures::stream::iter(0..s.list_files)
@@ -103,6 +115,47 @@ async fn size_is(c: &S3Client, key: &str, size: u64) -> bool {
     matches!(c.head_object(key).await, Ok(h) if h.size == size)
 }
 
+/// Writes `seq` to `key` on `m` in 1 MiB writes, then fsync and close,
+/// timed until the object is whole in the bucket (after [`settle`]).
+fn timed_seq_write(
+    rt: &tokio::runtime::Runtime,
+    m: &Mount,
+    c: &S3Client,
+    seq: &Bytes,
+    key: &str,
+) -> Result<Duration> {
+    settle();
+    let t0 = Instant::now();
+    let mut file = std::fs::File::create(m.path(key))?;
+    for piece in seq.chunks(MIB as usize) {
+        file.write_all(piece)?;
+    }
+    file.sync_all()?;
+    drop(file);
+    rt.block_on(until_durable(t0, "seq write", || {
+        size_is(c, key, seq.len() as u64)
+    }))
+}
+
+/// One extra sequential write round (see `main`): a fresh `kind` mount,
+/// `s`'s data to `key` timed until durable, unmounted, object deleted.
+pub fn seq_write_round(
+    rt: &tokio::runtime::Runtime,
+    garage: &TempGarage,
+    bucket: &str,
+    c: &S3Client,
+    kind: Kind,
+    s: &Sizes,
+    key: &str,
+) -> Result<Duration> {
+    let seq = seq_data(s);
+    let (m, _) = Mount::start(kind, garage, bucket)?;
+    let took = timed_seq_write(rt, &m, c, &seq, key)?;
+    m.unmount()?;
+    rt.block_on(c.delete_object(key))?;
+    Ok(took)
+}
+
 /// Runs every workload on a `kind` mount of `bucket`.
 pub fn run_mounted(
     rt: &tokio::runtime::Runtime,
@@ -120,16 +173,7 @@ pub fn run_mounted(
 
     // Sequential write, timed until the object is whole in the bucket.
     let seq = seq_data(s);
-    let t0 = Instant::now();
-    let mut file = std::fs::File::create(m.path("seq.bin"))?;
-    for piece in seq.chunks(MIB as usize) {
-        file.write_all(piece)?;
-    }
-    file.sync_all()?;
-    drop(file);
-    f.seq_write = Some(rt.block_on(until_durable(t0, "seq write", || {
-        size_is(c, "seq.bin", s.seq)
-    }))?);
+    f.seq_write = Some(timed_seq_write(rt, &m, c, &seq, "seq.bin")?);
     let mut peak = m.peak_rss_kib().unwrap_or(0);
     m.unmount()?;
 
