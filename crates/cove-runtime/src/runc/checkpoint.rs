@@ -59,6 +59,9 @@ pub fn checkpoint(inner: &Inner, id: &SandboxId) -> Result<CheckpointInfo, Runti
     for attempt in 1.. {
         rec.phase = Phase::Checkpointing;
         rec.save(&paths.record())?;
+        // Again on a retry: a client made since (a probe) holds a
+        // keep-alive connection until it is dropped.
+        inner.forget_agent(id);
         wait_agent_idle(pid);
         let Err(e) = dump(inner, &paths, id, ip) else {
             break;
@@ -184,6 +187,9 @@ fn rollback(
 pub fn release(inner: &Inner, paths: &SandboxPaths, id: &SandboxId) -> Result<(), RuntimeError> {
     destroy::remove_cgroups(inner, id)?;
     disk::unmount(inner.sys.as_ref(), paths)?;
+    if !disk::wait_released(paths, std::time::Duration::from_secs(5)) {
+        tracing::warn!(sandbox_id = %id, "the disk's loop device is still attached 5 s after the unmount");
+    }
     let _ = std::fs::remove_file(paths.pid_file());
     Ok(())
 }

@@ -99,6 +99,38 @@ pub fn unmount(sys: &dyn Sys, paths: &SandboxPaths) -> Result<(), RuntimeError> 
     Ok(())
 }
 
+/// Waits until no loop device is backed by the sandbox's `disk.img`.
+/// Unmounts are lazy, and a container's dying mount namespace can hold the
+/// filesystem a little longer; ext4 writes its superblock when the last
+/// reference goes, and only then does the loop device (autoclear) let go.
+/// Until that moment the image can still change, so it is not copied (a
+/// fork) or counted as final. Returns whether it was released in time.
+pub fn wait_released(paths: &SandboxPaths, timeout: std::time::Duration) -> bool {
+    let img = std::fs::canonicalize(paths.disk_img()).unwrap_or_else(|_| paths.disk_img());
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        if !loop_backs(&img) {
+            return true;
+        }
+        if std::time::Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+}
+
+/// Whether some loop device is backed by `file`.
+fn loop_backs(file: &Path) -> bool {
+    let Ok(entries) = std::fs::read_dir("/sys/block") else {
+        return false;
+    };
+    let want = file.to_string_lossy();
+    entries.flatten().any(|e| {
+        std::fs::read_to_string(e.path().join("loop/backing_file"))
+            .is_ok_and(|b| b.trim_end() == want)
+    })
+}
+
 /// Grows the disk image to `mib` and its ext4: online (`resize2fs` on the
 /// mounted filesystem, which needs CAP_SYS_RESOURCE) when the sandbox runs,
 /// offline (`e2fsck -f`, then `resize2fs` on the image) when its disk is

@@ -132,6 +132,12 @@ fn prepare(
     // The source's disk is unmounted and flushed while it is checkpointed;
     // making sure costs nothing when it is.
     disk::unmount(inner.sys.as_ref(), src)?;
+    if !disk::wait_released(src, std::time::Duration::from_secs(5)) {
+        return Err(fail(
+            &spec.id,
+            "the source's disk is still in use 5 s after its unmount".into(),
+        ));
+    }
     copy_sparse(inner, &src.disk_img(), &paths.disk_img(), &spec.id)?;
     link_checkpoint(&src.checkpoint(), &paths.checkpoint())?;
     disk::remount(inner.sys.as_ref(), &paths, lower)?;

@@ -71,7 +71,9 @@ fn recover_checkpoint(
     // CRIU and runc killed after that leave a `stopped` container whose
     // checkpoint is the only copy of the sandbox.
     let stopped = status.as_deref() == Some("stopped");
-    if stopped && criu::dump_images_written(&paths.checkpoint_tmp()) {
+    if stopped
+        && (paths.checkpoint().is_dir() || criu::dump_images_written(&paths.checkpoint_tmp()))
+    {
         destroy::remove_container(inner, paths, id)?;
     }
     if status.is_none() || stopped {
