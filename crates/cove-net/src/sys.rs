@@ -88,16 +88,9 @@ impl RecordingNetSys {
     pub fn calls(&self) -> Vec<String> {
         self.calls.lock().map(|c| c.clone()).unwrap_or_default()
     }
-}
 
-#[cfg(any(test, feature = "testing"))]
-impl NetSys for RecordingNetSys {
-    fn run(&self, program: &str, args: &[&str], stdin: Option<&str>) -> Result<String, NetError> {
-        let mut line = format!("{program} {}", args.join(" "));
-        if let Some(s) = stdin {
-            line.push_str(" <<");
-            line.push_str(s);
-        }
+    /// Records `line`; fails it if it contains `fail_on`.
+    fn record(&self, line: String) -> Result<(), NetError> {
         if let Ok(mut c) = self.calls.lock() {
             c.push(line.clone());
         }
@@ -109,7 +102,19 @@ impl NetSys for RecordingNetSys {
                 });
             }
         }
-        Ok(String::new())
+        Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "testing"))]
+impl NetSys for RecordingNetSys {
+    fn run(&self, program: &str, args: &[&str], stdin: Option<&str>) -> Result<String, NetError> {
+        let mut line = format!("{program} {}", args.join(" "));
+        if let Some(s) = stdin {
+            line.push_str(" <<");
+            line.push_str(s);
+        }
+        self.record(line).map(|()| String::new())
     }
 
     fn link_exists(&self, name: &str) -> bool {
@@ -133,17 +138,6 @@ impl NetSys for RecordingNetSys {
             "plug {} pid={} veth={} master={} addr={}/{} gw={}",
             p.netns, p.pid, p.host_veth, p.bridge, p.ip, p.prefix, p.gateway
         );
-        if let Ok(mut c) = self.calls.lock() {
-            c.push(line.clone());
-        }
-        if let Ok(f) = self.fail_on.lock() {
-            if f.as_deref().is_some_and(|f| line.contains(f)) {
-                return Err(NetError::Command {
-                    command: line,
-                    stderr: "injected".into(),
-                });
-            }
-        }
-        Ok(())
+        self.record(line)
     }
 }

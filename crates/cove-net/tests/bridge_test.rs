@@ -29,23 +29,35 @@ fn out(cmd: &str, args: &[&str]) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
-#[test]
-fn ensure_is_idempotent_with_real_ip_and_nft() {
+/// A real network on a bridge named for this test (removed, with its lease
+/// directory, when the guards drop).
+fn test_network(
+    prefix: &str,
+    subnet: &str,
+    veth_prefix: &str,
+    nat: bool,
+) -> (Network, String, (Cleanup, tempfile::TempDir)) {
     assert!(
         rustix::process::geteuid().is_root(),
         "this test needs root (ip, nft)"
     );
-    let bridge = format!("covn{}", std::process::id() % 100_000);
-    let _c = Cleanup(bridge.clone());
+    let bridge = format!("{prefix}{}", std::process::id() % 100_000);
+    let cleanup = Cleanup(bridge.clone());
     let dir = tempfile::tempdir().unwrap();
     let cfg = NetConfig {
         bridge: bridge.clone(),
-        subnet: "10.215.7.0/24".parse().unwrap(),
-        veth_prefix: "cn".into(),
-        nat: true,
+        subnet: subnet.parse().unwrap(),
+        veth_prefix: veth_prefix.into(),
+        nat,
         leases_dir: dir.path().join("leases"),
     };
     let net = Network::new(cfg, Arc::new(CommandNetSys));
+    (net, bridge, (cleanup, dir))
+}
+
+#[test]
+fn ensure_is_idempotent_with_real_ip_and_nft() {
+    let (net, bridge, _guards) = test_network("covn", "10.215.7.0/24", "cn", true);
     net.ensure().unwrap();
     net.ensure().unwrap();
     let addr = out("ip", &["-4", "-o", "addr", "show", "dev", &bridge]);
@@ -87,21 +99,7 @@ impl Drop for NsProcess {
 /// the sandbox reaches the gateway; `detach` removes it all.
 #[test]
 fn attach_over_netlink_wires_a_real_namespace_and_detach_removes_it() {
-    assert!(
-        rustix::process::geteuid().is_root(),
-        "this test needs root (ip, nft)"
-    );
-    let bridge = format!("covp{}", std::process::id() % 100_000);
-    let _c = Cleanup(bridge.clone());
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = NetConfig {
-        bridge: bridge.clone(),
-        subnet: "10.215.9.0/24".parse().unwrap(),
-        veth_prefix: "cp".into(),
-        nat: false,
-        leases_dir: dir.path().join("leases"),
-    };
-    let net = Network::new(cfg, Arc::new(CommandNetSys));
+    let (net, bridge, _guards) = test_network("covp", "10.215.9.0/24", "cp", false);
     net.ensure().unwrap();
     let child = Command::new("unshare")
         .args(["--net", "sleep", "60"])
