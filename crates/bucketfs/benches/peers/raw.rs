@@ -153,23 +153,24 @@ async fn patch(c: &S3Client, key: &str, size: u64, at: u64, patch: &[u8]) -> Res
 
 /// One extra sequential write round with the raw client (see `main`).
 pub async fn seq_write_round(c: &S3Client, s: &Sizes, key: &str) -> Result<Duration> {
-    let seq = seq_data(s);
+    let took = timed_seq_write(c, seq_data(s), key).await?;
+    c.delete_object(key).await?;
+    Ok(took)
+}
+
+/// Puts `seq` at `key` (after `settle`), timed.
+async fn timed_seq_write(c: &S3Client, seq: Bytes, key: &str) -> Result<Duration> {
     tokio::task::spawn_blocking(crate::workload::settle).await?;
     let t0 = Instant::now();
     put_large(c, key, seq).await?;
-    let took = t0.elapsed();
-    c.delete_object(key).await?;
-    Ok(took)
+    Ok(t0.elapsed())
 }
 
 /// Every workload done with the raw client.
 pub async fn run(c: &S3Client, s: &Sizes) -> Result<Figures> {
     let mut f = Figures::default();
     let seq = seq_data(s);
-    tokio::task::spawn_blocking(crate::workload::settle).await?;
-    let t0 = Instant::now();
-    put_large(c, "seq.bin", seq.clone()).await?;
-    f.seq_write = Some(t0.elapsed());
+    f.seq_write = Some(timed_seq_write(c, seq.clone(), "seq.bin").await?);
     let t0 = Instant::now();
     let got = get_large(c, "seq.bin", s.seq).await?;
     f.seq_read = Some(t0.elapsed());

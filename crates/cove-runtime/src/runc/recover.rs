@@ -71,17 +71,20 @@ fn recover_checkpoint(
     // CRIU and runc killed after that leave a `stopped` container whose
     // checkpoint is the only copy of the sandbox.
     let stopped = status.as_deref() == Some("stopped");
-    if stopped
-        && (paths.checkpoint().is_dir() || criu::dump_images_written(&paths.checkpoint_tmp()))
-    {
+    let tmp = paths.checkpoint_tmp();
+    // Whether `checkpoint.tmp/` holds a whole dump: CRIU said it finished,
+    // or (its tasks being gone) it got past writing the images.
+    let complete = if stopped {
+        criu::dump_images_written(&tmp)
+    } else {
+        criu::dump_finished(&tmp)
+    };
+    if stopped && (paths.checkpoint().is_dir() || complete) {
         destroy::remove_container(inner, paths, id)?;
     }
     if status.is_none() || stopped {
-        let tmp = paths.checkpoint_tmp();
-        if !paths.checkpoint().is_dir()
-            && (criu::dump_finished(&tmp) || (stopped && criu::dump_images_written(&tmp)))
-        {
-            std::fs::rename(tmp, paths.checkpoint())?;
+        if !paths.checkpoint().is_dir() && complete {
+            std::fs::rename(&tmp, paths.checkpoint())?;
         }
         if !paths.checkpoint().is_dir() {
             // No container and no complete dump: nothing to recover from.
@@ -105,8 +108,8 @@ fn recover_checkpoint(
         criu::drop_network_lock(inner, pid)?;
     }
     replug(inner, paths, id, rec)?;
-    if paths.checkpoint_tmp().exists() {
-        std::fs::remove_dir_all(paths.checkpoint_tmp())?;
+    if tmp.exists() {
+        std::fs::remove_dir_all(&tmp)?;
     }
     rec.phase = Phase::Running;
     rec.save(&paths.record())?;
