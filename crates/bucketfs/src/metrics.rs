@@ -3,6 +3,7 @@
 //! wraps any `ObjectClient` and counts every request it forwards.
 
 use std::fmt::Write as _;
+use std::fs::File;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -179,6 +180,27 @@ impl<C: ObjectClient> ObjectClient for MeteredClient<C> {
             .await;
         if r.is_ok() {
             self.metrics.bytes_uploaded.fetch_add(n, Ordering::Relaxed);
+        }
+        self.count(Op::UploadPart, r)
+    }
+
+    async fn upload_part_from_file(
+        &self,
+        key: &str,
+        upload_id: &UploadId,
+        part_number: u32,
+        file: Arc<File>,
+        offset: u64,
+        len: u64,
+    ) -> ClientResult<UploadPartResult> {
+        let r = self
+            .inner
+            .upload_part_from_file(key, upload_id, part_number, file, offset, len)
+            .await;
+        if r.is_ok() {
+            self.metrics
+                .bytes_uploaded
+                .fetch_add(len, Ordering::Relaxed);
         }
         self.count(Op::UploadPart, r)
     }

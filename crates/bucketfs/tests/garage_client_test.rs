@@ -8,6 +8,8 @@ mod common;
 mod garage;
 
 use std::collections::BTreeMap;
+use std::io::Write;
+use std::sync::Arc;
 
 use bucketfs::client::{
     CompletedPart, CopyObjectParams, CreateMultipartUploadParams, ETag, GetObjectParams,
@@ -289,6 +291,87 @@ async fn multipart_upload_assembles_parts_and_abort_discards_them() {
 }
 
 #[tokio::test]
+async fn parts_sent_from_a_file_by_sendfile_assemble_and_fail_like_parts_from_memory() {
+    let (g, c) = setup();
+    let data = pattern(13 * MIB, 7);
+    let mut f = tempfile::tempfile().unwrap();
+    f.write_all(&data).unwrap();
+    let file = Arc::new(f);
+    let id = c
+        .create_multipart_upload("sf", &CreateMultipartUploadParams::default())
+        .await
+        .unwrap();
+    let six = 6 * MIB as u64;
+    // Two parts from the file at once (two connections), a third from
+    // memory, then more parts over the kept connections.
+    let (r1, r2) = tokio::join!(
+        c.upload_part_from_file("sf", &id, 1, Arc::clone(&file), 0, six),
+        c.upload_part_from_file("sf", &id, 2, Arc::clone(&file), six, six),
+    );
+    let r3 = c.upload_part("sf", &id, 3, data.slice(12 * MIB..)).await;
+    let mut parts: Vec<_> = [r1, r2, r3]
+        .into_iter()
+        .enumerate()
+        .map(|(i, r)| CompletedPart {
+            part_number: i as u32 + 1,
+            etag: r.unwrap().etag,
+        })
+        .collect();
+    for _ in 0..3 {
+        // Resending part 1 replaces it (same bytes, same ETag).
+        let again = c
+            .upload_part_from_file("sf", &id, 1, Arc::clone(&file), 0, six)
+            .await
+            .unwrap();
+        assert_eq!(again.etag, parts[0].etag);
+    }
+    parts[0].etag = c
+        .upload_part_from_file("sf", &id, 1, Arc::clone(&file), 0, six)
+        .await
+        .unwrap()
+        .etag;
+    c.complete_multipart_upload("sf", &id, &parts, None)
+        .await
+        .unwrap();
+    assert_eq!(get(&c, "sf").await.unwrap(), data);
+    assert_eq!(c.stats().requests(Op::UploadPart), 7);
+    assert_eq!(c.stats().total_retries(), 0);
+
+    // Errors are those of a part from memory.
+    let bogus = UploadId("nonexistent".into());
+    let from_memory = c.upload_part("x", &bogus, 1, data.slice(..10)).await;
+    let from_file = c
+        .upload_part_from_file("x", &bogus, 1, Arc::clone(&file), 0, 10)
+        .await;
+    assert!(from_file.is_err(), "{from_file:?}");
+    assert_eq!(format!("{from_file:?}"), format!("{from_memory:?}"));
+    let mut config = s3_config(&g, &c.config().bucket);
+    config.credentials = Some(Credentials::new(g.key_id(), "0".repeat(64)));
+    let bad = S3Client::new(config).unwrap();
+    let id2 = c
+        .create_multipart_upload("sf2", &CreateMultipartUploadParams::default())
+        .await
+        .unwrap();
+    let denied = bad
+        .upload_part_from_file("sf2", &id2, 1, Arc::clone(&file), 0, 10)
+        .await;
+    assert!(
+        matches!(denied, Err(ObjectClientError::AccessDenied { .. })),
+        "{denied:?}"
+    );
+    // A range past the end of the file (a staged file truncated while
+    // its part was on the way) fails at once, without retries.
+    let short = c
+        .upload_part_from_file("sf2", &id2, 1, Arc::clone(&file), 13 * MIB as u64 - 10, 100)
+        .await;
+    assert!(
+        matches!(short, Err(ObjectClientError::LocalRead { .. })),
+        "{short:?}"
+    );
+    assert_eq!(c.stats().total_retries(), 0);
+}
+
+#[tokio::test]
 async fn upload_part_copy_reuses_ranges_of_an_existing_object() {
     let (_g, c) = setup();
     let base = pattern(12 * MIB, 7);
@@ -528,6 +611,15 @@ async fn killed_server_gives_a_transient_error_after_counted_retries_and_restart
     let e = r.expect_err("server is down");
     assert!(e.is_transient(), "{e:?}");
     assert_eq!(c.stats().retries(Op::Put), 2, "3 tries = 2 retries");
+    // The same for a part sent from a file (its own connections).
+    let mut f = tempfile::tempfile().unwrap();
+    f.write_all(b"part").unwrap();
+    let part = c
+        .upload_part_from_file("during", &UploadId("u".into()), 1, Arc::new(f), 0, 4)
+        .await;
+    let e = part.expect_err("server is down");
+    assert!(e.is_transient(), "{e:?}");
+    assert_eq!(c.stats().retries(Op::UploadPart), 2);
     g.restart().expect("restart garage");
     assert_eq!(
         get(&c, "before").await.unwrap(),

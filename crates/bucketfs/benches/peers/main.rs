@@ -6,7 +6,9 @@
 //!
 //! Run: `bench/bucketfs/run.sh` (builds `cove` in release, then this).
 //! Env: `COVE_BIN` (the cove binary), `BENCH_SIZE_MIB` (sequential file
-//! size, default 1024), `BENCH_SYSTEMS` (comma list of raw,bucketfs,s3fs,rclone).
+//! size, default 1024), `BENCH_SYSTEMS` (comma list of raw,bucketfs,s3fs,rclone),
+//! `BENCH_ROUNDS` (interleaved sequential-write rounds, default 3),
+//! `BENCH_ROUNDS_ONLY` (set: only those rounds, their figures, no table).
 //!
 //! Every write is timed until it is *durable*: the object is complete in the
 //! bucket (checked with HEAD by the raw client), not when `close` returns,
@@ -142,6 +144,21 @@ fn main() -> Result<()> {
         }
     }
 
+    if std::env::var_os("BENCH_ROUNDS_ONLY").is_some() {
+        // A quick look at the sequential write alone (no table).
+        for (n, system) in systems.iter().enumerate() {
+            let rounds = &seq_rounds[n];
+            println!(
+                "{system}: median {} MiB/s, rounds {:?}",
+                rate(sizes.seq, median(rounds)),
+                rounds
+                    .iter()
+                    .map(|d| rate(sizes.seq, Some(*d)))
+                    .collect::<Vec<_>>()
+            );
+        }
+        return Ok(());
+    }
     let mut results = Vec::new();
     for (n, system) in systems.iter().enumerate() {
         eprintln!("== {system}");

@@ -51,6 +51,10 @@ pub enum ObjectClientError {
     /// The server answered with something we could not parse.
     #[error("invalid response: {message}")]
     InvalidResponse { message: String },
+    /// The local bytes a request was to send could not be read (a staged
+    /// file that shrank or failed); nothing was sent, or not all of it.
+    #[error("reading the data to send failed: {message}")]
+    LocalRead { message: String },
 }
 
 impl ObjectClientError {
@@ -72,7 +76,8 @@ impl ObjectClientError {
             | Self::PreconditionFailed { .. }
             | Self::InvalidRange { .. }
             | Self::ClientError { .. }
-            | Self::Unsupported { .. } => false,
+            | Self::Unsupported { .. }
+            | Self::LocalRead { .. } => false,
         }
     }
 }

@@ -22,8 +22,10 @@
 //!   error is final for that call. The filesystem decides about longer retries.
 
 use std::collections::BTreeMap;
+use std::fs::File;
 use std::future::Future;
 use std::ops::Range;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use bytes::Bytes;
@@ -283,6 +285,26 @@ pub trait ObjectClient: Send + Sync + 'static {
         body: Bytes,
     ) -> impl Future<Output = ClientResult<UploadPartResult>> + Send;
 
+    /// UploadPart of `len` bytes of `file` from `offset` (a staged file),
+    /// read when sent: a try that finds the file shorter fails with
+    /// `LocalRead`. By default the bytes are read into memory and sent
+    /// with `upload_part`; the S3 client sends them from the file with
+    /// sendfile(2) over plain HTTP (see `s3::sendfile`).
+    fn upload_part_from_file(
+        &self,
+        key: &str,
+        upload_id: &UploadId,
+        part_number: u32,
+        file: Arc<File>,
+        offset: u64,
+        len: u64,
+    ) -> impl Future<Output = ClientResult<UploadPartResult>> + Send {
+        async move {
+            let body = read_file_range(file, offset, len).await?;
+            self.upload_part(key, upload_id, part_number, body).await
+        }
+    }
+
     /// UploadPartCopy: a part made of a range of an existing object, copied
     /// on the server (used to re-upload only the changed parts of a large
     /// object).
@@ -332,7 +354,7 @@ pub trait ObjectClient: Send + Sync + 'static {
 
 /// A shared client is a client (tests keep one handle to inject faults or
 /// inspect the bucket while the filesystem owns another).
-impl<C: ObjectClient> ObjectClient for std::sync::Arc<C> {
+impl<C: ObjectClient> ObjectClient for Arc<C> {
     fn capabilities(&self) -> ClientCapabilities {
         (**self).capabilities()
     }
@@ -377,6 +399,18 @@ impl<C: ObjectClient> ObjectClient for std::sync::Arc<C> {
         body: Bytes,
     ) -> impl Future<Output = ClientResult<UploadPartResult>> + Send {
         (**self).upload_part(key, upload_id, part_number, body)
+    }
+
+    fn upload_part_from_file(
+        &self,
+        key: &str,
+        upload_id: &UploadId,
+        part_number: u32,
+        file: Arc<File>,
+        offset: u64,
+        len: u64,
+    ) -> impl Future<Output = ClientResult<UploadPartResult>> + Send {
+        (**self).upload_part_from_file(key, upload_id, part_number, file, offset, len)
     }
 
     fn upload_part_copy(
@@ -425,5 +459,23 @@ impl<C: ObjectClient> ObjectClient for std::sync::Arc<C> {
         params: &ListObjectsParams,
     ) -> impl Future<Output = ClientResult<ListObjectsResult>> + Send {
         (**self).list_objects(params)
+    }
+}
+
+/// `len` bytes of `file` from `offset`, read on the blocking pool.
+pub async fn read_file_range(file: Arc<File>, offset: u64, len: u64) -> ClientResult<Bytes> {
+    let read = tokio::task::spawn_blocking(move || {
+        let mut buf = vec![0u8; len as usize];
+        std::os::unix::fs::FileExt::read_exact_at(&*file, &mut buf, offset).map(|()| buf)
+    })
+    .await;
+    match read {
+        Ok(Ok(buf)) => Ok(Bytes::from(buf)),
+        Ok(Err(e)) => Err(ObjectClientError::LocalRead {
+            message: e.to_string(),
+        }),
+        Err(e) => Err(ObjectClientError::LocalRead {
+            message: e.to_string(),
+        }),
     }
 }

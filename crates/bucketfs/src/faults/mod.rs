@@ -6,8 +6,9 @@
 //!
 //! Built only with the `testing` feature.
 
+use std::fs::File;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -266,6 +267,23 @@ impl<C: ObjectClient> ObjectClient for FaultClient<C> {
         self.run(
             Op::UploadPart,
             self.inner.upload_part(key, upload_id, part_number, body),
+        )
+        .await
+    }
+
+    async fn upload_part_from_file(
+        &self,
+        key: &str,
+        upload_id: &UploadId,
+        part_number: u32,
+        file: Arc<File>,
+        offset: u64,
+        len: u64,
+    ) -> ClientResult<UploadPartResult> {
+        self.run(
+            Op::UploadPart,
+            self.inner
+                .upload_part_from_file(key, upload_id, part_number, file, offset, len),
         )
         .await
     }

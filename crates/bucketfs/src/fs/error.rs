@@ -129,6 +129,7 @@ fn client_errno(e: &ObjectClientError) -> i32 {
         ObjectClientError::Reset => libc::EIO,
         ObjectClientError::TruncatedBody { .. } => libc::EIO,
         ObjectClientError::InvalidResponse { .. } => libc::EIO,
+        ObjectClientError::LocalRead { .. } => libc::EIO,
     }
 }
 

@@ -26,6 +26,7 @@
 mod config;
 mod errors;
 mod ops;
+mod sendfile;
 mod transport;
 mod xml;
 
@@ -155,6 +156,8 @@ struct Inner {
     credentials: std::sync::RwLock<Option<config::Credentials>>,
     endpoint: transport::Endpoint,
     stats: S3Stats,
+    /// Connections of the sendfile UploadPart path (plain HTTP only).
+    file_parts: sendfile::ConnPool,
 }
 
 impl S3Client {
@@ -169,6 +172,7 @@ impl S3Client {
                 config,
                 endpoint,
                 stats: S3Stats::default(),
+                file_parts: sendfile::ConnPool::default(),
             }),
         })
     }

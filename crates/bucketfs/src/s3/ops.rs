@@ -6,6 +6,8 @@
 //! every byte an object key may hold; keys and prefixes are decoded here
 //! (`+` is a space, as AWS encodes it).
 
+use std::fs::File;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use bytes::{Bytes, BytesMut};
@@ -15,10 +17,11 @@ use reqwest::header::{
 use reqwest::Method;
 
 use crate::client::{
-    ClientCapabilities, ClientResult, CompletedPart, CopyObjectParams, CreateMultipartUploadParams,
-    ETag, GetObjectParams, GetObjectResult, HeadObjectResult, ListObjectsParams, ListObjectsResult,
-    MetadataDirective, ObjectClient, ObjectClientError, ObjectInfo, ObjectMetadata, PutCondition,
-    PutObjectParams, PutObjectResult, UploadId, UploadPartCopyParams, UploadPartResult,
+    read_file_range, ClientCapabilities, ClientResult, CompletedPart, CopyObjectParams,
+    CreateMultipartUploadParams, ETag, GetObjectParams, GetObjectResult, HeadObjectResult,
+    ListObjectsParams, ListObjectsResult, MetadataDirective, ObjectClient, ObjectClientError,
+    ObjectInfo, ObjectMetadata, PutCondition, PutObjectParams, PutObjectResult, UploadId,
+    UploadPartCopyParams, UploadPartResult,
 };
 
 use super::transport::{copy_source, Request};
@@ -167,6 +170,31 @@ impl ObjectClient for S3Client {
                 Ok(UploadPartResult {
                     etag: etag(resp.headers())?,
                 })
+            })
+            .await
+    }
+
+    async fn upload_part_from_file(
+        &self,
+        key: &str,
+        upload_id: &UploadId,
+        part_number: u32,
+        file: Arc<File>,
+        offset: u64,
+        len: u64,
+    ) -> ClientResult<UploadPartResult> {
+        let inner = &self.inner;
+        if !inner.endpoint.is_plain_http() {
+            let body = read_file_range(file, offset, len).await?;
+            return self.upload_part(key, upload_id, part_number, body).await;
+        }
+        inner
+            .retry(Op::UploadPart, || async {
+                let req = part_request(Op::UploadPart, key, upload_id, part_number);
+                let etag = inner
+                    .send_file(&req, Arc::clone(&file), offset, len)
+                    .await?;
+                Ok(UploadPartResult { etag })
             })
             .await
     }

@@ -24,7 +24,9 @@ use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::Method;
 
-use crate::client::ObjectClientError;
+use std::sync::Arc;
+
+use crate::client::{ETag, ObjectClientError};
 
 use super::config::{AddressingStyle, S3Config};
 use super::errors::{self, Context};
@@ -78,6 +80,14 @@ impl Endpoint {
             scheme: url.scheme().to_owned(),
             authority,
         })
+    }
+}
+
+impl Endpoint {
+    /// Whether requests go over plain HTTP (no TLS), where UploadPart
+    /// bodies can be sent with sendfile(2).
+    pub(super) fn is_plain_http(&self) -> bool {
+        self.scheme == "http"
     }
 }
 
@@ -174,23 +184,8 @@ impl Inner {
         &self,
         req: &Request<'_>,
     ) -> Result<reqwest::Response, ObjectClientError> {
-        let (url, host) = self.url(req);
-        let mut headers = HeaderMap::with_capacity(req.headers.len() + 5);
-        headers.insert(reqwest::header::HOST, header_value(&host)?);
-        for (name, value) in &req.headers {
-            let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| invalid_header(name))?;
-            headers.insert(name, header_value(value)?);
-        }
-        let creds = self
-            .credentials
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        if let Some(creds) = &creds {
-            self.sign(&req.method, &url, &mut headers, creds)?;
-        }
-        let timeout =
-            self.config.request_timeout + Duration::from_secs((req.body.len() as u64) >> 20);
+        let (url, headers) = self.signed(req)?;
+        let timeout = self.request_timeout(req.body.len() as u64);
         self.stats.request(req.op, req.body.len());
         let sent = self
             .http
@@ -218,6 +213,90 @@ impl Inner {
             &code,
             &self.context(req),
         ))
+    }
+
+    /// The URL of `req` and its headers (Host, the request's own, and the
+    /// SigV4 ones unless the client sends unsigned requests).
+    pub(super) fn signed(
+        &self,
+        req: &Request<'_>,
+    ) -> Result<(String, HeaderMap), ObjectClientError> {
+        let (url, host) = self.url(req);
+        let mut headers = HeaderMap::with_capacity(req.headers.len() + 5);
+        headers.insert(reqwest::header::HOST, header_value(&host)?);
+        for (name, value) in &req.headers {
+            let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| invalid_header(name))?;
+            headers.insert(name, header_value(value)?);
+        }
+        let creds = self
+            .credentials
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if let Some(creds) = &creds {
+            self.sign(&req.method, &url, &mut headers, creds)?;
+        }
+        Ok((url, headers))
+    }
+
+    /// Time allowed for a whole request sending `body_len` bytes.
+    pub(super) fn request_timeout(&self, body_len: u64) -> Duration {
+        self.config.request_timeout + Duration::from_secs(body_len >> 20)
+    }
+
+    /// Sends one try of `req` (a PUT without body of its own) with `len`
+    /// bytes of `file` from `offset` as its body, by sendfile(2) (see
+    /// `super::sendfile`); returns the response's ETag or the mapped error.
+    pub(super) async fn send_file(
+        self: &Arc<Self>,
+        req: &Request<'_>,
+        file: Arc<std::fs::File>,
+        offset: u64,
+        len: u64,
+    ) -> Result<ETag, ObjectClientError> {
+        let (url, headers) = self.signed(req)?;
+        // `url` is `http://authority/path?query`.
+        let path_and_query = url
+            .get(self.endpoint.scheme.len() + 3..)
+            .and_then(|rest| rest.find('/').map(|i| rest[i..].to_owned()))
+            .unwrap_or_else(|| "/".to_owned());
+        let authority = headers
+            .get(reqwest::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or(&self.endpoint.authority)
+            .to_owned();
+        let timeout = self.request_timeout(len);
+        self.stats.request(req.op, len as usize);
+        let inner = Arc::clone(self);
+        let sent = tokio::task::spawn_blocking(move || {
+            let range = super::sendfile::FileRange {
+                file: &file,
+                offset,
+                len,
+            };
+            inner.file_parts.put(
+                &authority,
+                &path_and_query,
+                &headers,
+                range,
+                inner.config.connect_timeout,
+                timeout,
+            )
+        })
+        .await
+        .map_err(|e| ObjectClientError::Connection {
+            message: format!("request: {e}"),
+        })??;
+        if (200..300).contains(&sent.status) {
+            return sent
+                .etag
+                .map(ETag)
+                .ok_or_else(|| ObjectClientError::InvalidResponse {
+                    message: "response without ETag".into(),
+                });
+        }
+        let code = super::xml::error_code(&sent.body).unwrap_or_default();
+        Err(errors::from_status(sent.status, &code, &self.context(req)))
     }
 
     pub(super) fn context<'a>(&'a self, req: &Request<'a>) -> Context<'a> {

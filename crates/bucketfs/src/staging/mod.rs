@@ -166,27 +166,14 @@ impl Backing {
 /// [`StagedFile::range_reader`]).
 #[derive(Debug)]
 pub enum RangeReader {
-    File { file: File, start: u64, len: u64 },
+    /// `len` bytes from `start` of the spilled file (an own descriptor).
+    File {
+        file: Arc<File>,
+        start: u64,
+        len: u64,
+    },
+    /// A copy of in-memory staged bytes.
     Bytes(Vec<u8>),
-}
-
-impl RangeReader {
-    /// Replace `buf`'s contents with the bytes (blocking I/O for a spilled
-    /// file; `buf` may be a reused buffer, so no new memory is touched when
-    /// it is large enough). Fails if the file became shorter than the
-    /// range meanwhile.
-    pub fn read_into(self, buf: &mut Vec<u8>) -> io::Result<()> {
-        match self {
-            Self::File { file, start, len } => {
-                buf.resize(len as usize, 0);
-                file.read_exact_at(buf, start)
-            }
-            Self::Bytes(b) => {
-                *buf = b;
-                Ok(())
-            }
-        }
-    }
 }
 
 /// One staged file. Not internally synchronised: the filesystem keeps it
@@ -308,7 +295,7 @@ impl StagedFile {
     pub fn range_reader(&self, start: u64, len: u64) -> io::Result<RangeReader> {
         match &self.backing {
             Backing::File(f) => Ok(RangeReader::File {
-                file: f.try_clone()?,
+                file: Arc::new(f.try_clone()?),
                 start,
                 len,
             }),

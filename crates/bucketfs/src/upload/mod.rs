@@ -27,12 +27,12 @@ mod streaming;
 pub use streaming::StreamUpload;
 
 use crate::client::{
-    CompletedPart, CreateMultipartUploadParams, ETag, GetObjectParams, ObjectClient,
+    ClientResult, CompletedPart, CreateMultipartUploadParams, ETag, GetObjectParams, ObjectClient,
     ObjectClientError, ObjectMetadata, PutCondition, PutObjectParams, PutObjectResult, UploadId,
-    UploadPartCopyParams,
+    UploadPartCopyParams, UploadPartResult,
 };
 use crate::fs::{FsError, FsResult};
-use crate::staging::{Block, StagedFile, BLOCK_SIZE};
+use crate::staging::{Block, RangeReader, StagedFile, BLOCK_SIZE};
 
 /// Parts (mostly server-side copies) in flight at once in one upload; sent
 /// parts are further limited to `UploadParams::concurrency`.
@@ -124,6 +124,30 @@ fn read_range(staged: &StagedFile, start: u64, end: u64) -> FsResult<Bytes> {
     let n = staged.read(start, &mut buf)?;
     buf.truncate(n);
     Ok(Bytes::from(buf))
+}
+
+/// UploadPart of a range of a staged file: from the spilled file itself
+/// (which the S3 client sends without copying it through this process),
+/// or from the in-memory bytes.
+async fn send_part<C: ObjectClient>(
+    client: &C,
+    key: &str,
+    upload_id: &UploadId,
+    part_number: u32,
+    reader: RangeReader,
+) -> ClientResult<UploadPartResult> {
+    match reader {
+        RangeReader::File { file, start, len } => {
+            client
+                .upload_part_from_file(key, upload_id, part_number, file, start, len)
+                .await
+        }
+        RangeReader::Bytes(b) => {
+            client
+                .upload_part(key, upload_id, part_number, b.into())
+                .await
+        }
+    }
 }
 
 /// Upload `staged` to `params.key`. On success every block is clean.
@@ -306,8 +330,8 @@ async fn upload_multipart<C: ObjectClient>(
                     PartSource::Send { start, end } => {
                         // Only sent parts hold memory; copies run wider.
                         let _permit = sending.acquire().await;
-                        let body = read_range(staged, start, end)?;
-                        client.upload_part(key, upload_id, part_number, body).await
+                        let reader = staged.range_reader(start, end - start)?;
+                        send_part(client, key, upload_id, part_number, reader).await
                     }
                 };
                 let etag = result.map_err(|e| upload_error(key, e))?.etag;

@@ -14,9 +14,8 @@
 //! uploads the file the ordinary way.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::Arc;
 
-use bytes::Bytes;
 use tokio::task::JoinHandle;
 
 use crate::client::{
@@ -25,18 +24,8 @@ use crate::client::{
 };
 use crate::staging::{StagedFile, BLOCK_SIZE};
 
-/// Why a streamed part was not sent (the close then uploads the file the
-/// ordinary way).
-#[derive(Debug, thiserror::Error)]
-enum PartError {
-    #[error("reading the staged block failed: {0}")]
-    Read(#[from] std::io::Error),
-    #[error(transparent)]
-    Upload(#[from] ObjectClientError),
-}
-
 /// The task sending one streamed part.
-type PartTask = JoinHandle<Result<UploadPartResult, PartError>>;
+type PartTask = JoinHandle<Result<UploadPartResult, ObjectClientError>>;
 
 /// An in-progress streaming upload.
 #[derive(Debug)]
@@ -50,55 +39,6 @@ pub struct StreamUpload {
     inflight: VecDeque<(u32, u64, PartTask)>,
     /// A part failed: the stream cannot be completed.
     pub broken: bool,
-    /// Buffers of sent parts, reused by later parts (see [`PooledBody`]).
-    buffers: BufferPool,
-}
-
-/// Part buffers of one stream. The stream holds the only strong
-/// reference, so they are freed with it: an idle mount keeps none.
-#[derive(Default)]
-struct BufferPool(Arc<Mutex<Vec<Vec<u8>>>>);
-
-impl std::fmt::Debug for BufferPool {
-    // Not the bytes: a pool holds megabytes.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "BufferPool({} buffers)", lock(&self.0).len())
-    }
-}
-
-/// Most buffers a pool keeps (more than parts are ever in flight).
-const POOL_MAX: usize = 16;
-
-fn lock(pool: &Mutex<Vec<Vec<u8>>>) -> MutexGuard<'_, Vec<Vec<u8>>> {
-    // A panic while holding the lock leaves at worst a buffer fewer.
-    pool.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// A part body whose buffer goes back to its stream's pool when the last
-/// clone of the body is dropped (the request is done, retries included).
-/// A fresh 8 MiB buffer costs 2,048 page faults and zeroing when first
-/// touched and is unmapped again when freed; in perf of a 1 GiB write that
-/// cost more than reading the block into it.
-struct PooledBody {
-    buf: Vec<u8>,
-    pool: Weak<Mutex<Vec<Vec<u8>>>>,
-}
-
-impl AsRef<[u8]> for PooledBody {
-    fn as_ref(&self) -> &[u8] {
-        &self.buf
-    }
-}
-
-impl Drop for PooledBody {
-    fn drop(&mut self) {
-        if let Some(pool) = self.pool.upgrade() {
-            let mut pool = lock(&pool);
-            if pool.len() < POOL_MAX {
-                pool.push(std::mem::take(&mut self.buf));
-            }
-        }
-    }
 }
 
 impl StreamUpload {
@@ -120,7 +60,6 @@ impl StreamUpload {
             done: BTreeMap::new(),
             inflight: VecDeque::new(),
             broken: false,
-            buffers: BufferPool::default(),
         })
     }
 
@@ -153,29 +92,19 @@ impl StreamUpload {
         }
         let start = i as u64 * BLOCK_SIZE;
         let len = staged.size().saturating_sub(start).min(BLOCK_SIZE);
-        // The block is read by the part's task, not here: the caller is
-        // the writer's request (often on the FUSE thread), and reading
-        // 8 MiB there would hold up the next write. A change to the block
-        // after this point changes its generation, so a part that read
-        // newer bytes is still resent at close.
+        // The block is read by the part's request, not here: the caller
+        // is the writer's request (often on the FUSE thread), and reading
+        // 8 MiB there would hold up the next write. A spilled block is
+        // sent from the staging file itself (sendfile over plain HTTP: no
+        // copy through this process). A change to the block after this
+        // point changes its generation, so a part that read newer bytes is
+        // still resent at close.
         let reader = staged.range_reader(start, len)?;
         let client = Arc::clone(client);
         let (key, id) = (self.key.clone(), self.upload_id.clone());
         let part = i as u32 + 1;
-        let pool = Arc::downgrade(&self.buffers.0);
-        let task = tokio::spawn(async move {
-            let body = tokio::task::spawn_blocking(move || {
-                let mut buf = pool
-                    .upgrade()
-                    .and_then(|p| lock(&p).pop())
-                    .unwrap_or_default();
-                reader.read_into(&mut buf)?;
-                Ok::<_, std::io::Error>(Bytes::from_owner(PooledBody { buf, pool }))
-            })
-            .await
-            .map_err(std::io::Error::other)??;
-            Ok(client.upload_part(&key, &id, part, body).await?)
-        });
+        let task =
+            tokio::spawn(async move { super::send_part(&*client, &key, &id, part, reader).await });
         self.inflight.push_back((part, generation, task));
         Ok(())
     }

@@ -155,7 +155,8 @@ fn from_client(bucket: &str, e: &ObjectClientError, timeout: Duration) -> MountE
         | ObjectClientError::ClientError { .. }
         | ObjectClientError::Unsupported { .. }
         | ObjectClientError::TruncatedBody { .. }
-        | ObjectClientError::InvalidResponse { .. } => MountError::Protocol {
+        | ObjectClientError::InvalidResponse { .. }
+        | ObjectClientError::LocalRead { .. } => MountError::Protocol {
             message: e.to_string(),
         },
     }
