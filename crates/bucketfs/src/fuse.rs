@@ -22,7 +22,7 @@ use fuser::{
 use tokio::runtime::Handle;
 
 use crate::client::ObjectClient;
-use crate::fs::{Attr, DirEntry, FileKind, Filesystem, FsError, OpenReply, SetAttr};
+use crate::fs::{Attr, DirEntry, FileKind, Filesystem, FsError, OpenReply, SetAttr, WriteNow};
 
 /// How to mount.
 #[derive(Debug, Clone, Default)]
@@ -402,11 +402,21 @@ impl<C: ObjectClient> fuser::Filesystem for FuseAdapter<C> {
         reply: ReplyWrite,
     ) {
         // Most writes are staged right here from fuser's buffer; only one
-        // that has to wait is copied and becomes a task.
+        // that has to wait is copied and becomes a task. (Copying the 1 in
+        // 8 writes that complete a block cost ~10 % of the daemon's CPU in
+        // a sequential write: a fresh 1 MiB buffer is page faults and an
+        // munmap each time.)
         match self.fs.try_write_now(fh.0, offset, data) {
-            Some(Ok(n)) => return reply.written(n),
-            Some(Err(e)) => return reply.error(errno(&e)),
-            None => {}
+            WriteNow::Done(Ok(n)) => return reply.written(n),
+            WriteNow::Done(Err(e)) => return reply.error(errno(&e)),
+            WriteNow::Staged(n) => {
+                let fs = Arc::clone(&self.fs);
+                return self.run(async move {
+                    fs.stream_completed(fh.0).await;
+                    reply.written(n)
+                });
+            }
+            WriteNow::Wait => {}
         }
         let data = data.to_vec();
         let fs = Arc::clone(&self.fs);

@@ -44,6 +44,18 @@ pub struct OpenReply {
 /// Bytes read.
 pub type ReadData = Bytes;
 
+/// What [`Filesystem::try_write_now`] did.
+#[derive(Debug)]
+pub enum WriteNow {
+    /// Finished: reply with this.
+    Done(FsResult<u32>),
+    /// Staged, and it completed a block: reply with this count after
+    /// [`Filesystem::stream_completed`].
+    Staged(u32),
+    /// Nothing done: call `write` (it has to wait for something).
+    Wait,
+}
+
 impl<C: ObjectClient> Filesystem<C> {
     fn new_handle(&self, ino: u64, writable: bool) -> u64 {
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
@@ -250,46 +262,66 @@ impl<C: ObjectClient> Filesystem<C> {
     }
 
     /// `write` done at once on the caller's thread, straight from `data`,
-    /// when nothing has to be waited for: the write lock is free, no block
-    /// the write covers partly must first be fetched from the base, and
-    /// the write does not complete a block (completing one may start a
-    /// streamed part, which can wait for parts in flight). `None` means
-    /// "call `write`"; nothing has changed then. The FUSE adapter uses
-    /// this so the common write is staged without copying its buffer.
-    pub fn try_write_now(&self, fh: u64, offset: u64, data: &[u8]) -> Option<FsResult<u32>> {
+    /// when nothing has to be waited for: the write lock is free and no
+    /// block the write covers partly must first be fetched from the base.
+    /// The FUSE adapter uses this so the common write is staged without
+    /// copying its buffer. A write that completes a block is staged here
+    /// too, but its reply waits for [`Self::stream_completed`] (which may
+    /// wait for parts in flight: that is what holds a fast writer back).
+    pub fn try_write_now(&self, fh: u64, offset: u64, data: &[u8]) -> WriteNow {
         if let Err(e) = self.check_writable() {
-            return Some(Err(e));
+            return WriteNow::Done(Err(e));
         }
         let handle = match self.handle(fh) {
             Ok(h) => h,
-            Err(e) => return Some(Err(e)),
+            Err(e) => return WriteNow::Done(Err(e)),
         };
         if handle.poisoned.load(Ordering::Acquire) {
-            return Some(Err(self.poisoned_error(handle.ino)));
+            return WriteNow::Done(Err(self.poisoned_error(handle.ino)));
         }
         // Past the size limit `write` reports EFBIG.
-        let end = offset
+        let Some(end) = offset
             .checked_add(data.len() as u64)
-            .filter(|e| *e <= MAX_FILE_SIZE)?;
-        let slot = self.table().get(handle.ino)?.write.clone()?;
-        let mut guard = slot.state.try_lock().ok()?;
+            .filter(|e| *e <= MAX_FILE_SIZE)
+        else {
+            return WriteNow::Wait;
+        };
+        let Some(slot) = self.table().get(handle.ino).and_then(|i| i.write.clone()) else {
+            return WriteNow::Wait;
+        };
+        let Ok(mut guard) = slot.state.try_lock() else {
+            return WriteNow::Wait;
+        };
         let state = &mut *guard;
-        let size = state.staged.size();
-        let last_block = |len: u64| len.saturating_sub(1) / BLOCK_SIZE;
-        if end > size && last_block(end) != last_block(size) {
-            return None;
-        }
         if !state.staged.absent_in(offset, end).is_empty() {
-            return None;
+            return WriteNow::Wait;
         }
+        let before = state.staged.size();
         if let Err(e) = state.staged.write(offset, data) {
-            return Some(Err(staging_error(e)));
+            return WriteNow::Done(Err(staging_error(e)));
         }
         slot.dirty.store(true, Ordering::Release);
         let size = state.staged.size();
         drop(guard);
         self.after_write(handle.ino, size);
-        Some(Ok(data.len() as u32))
+        let last_block = |len: u64| len.saturating_sub(1) / BLOCK_SIZE;
+        let n = data.len() as u32;
+        if size > before && last_block(size) != last_block(before) {
+            WriteNow::Staged(n)
+        } else {
+            WriteNow::Done(Ok(n))
+        }
+    }
+
+    /// After a write staged by `try_write_now` completed a block: send the
+    /// complete blocks as streamed parts (see `stream_blocks`).
+    pub async fn stream_completed(&self, fh: u64) {
+        let Ok(handle) = self.handle(fh) else { return };
+        let Some(slot) = self.table().get(handle.ino).and_then(|i| i.write.clone()) else {
+            return;
+        };
+        let mut guard = slot.state.lock().await;
+        self.stream_blocks(handle.ino, &mut guard).await;
     }
 
     /// Size and times of `ino` after a write left it `size` bytes long.

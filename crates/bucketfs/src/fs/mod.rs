@@ -35,7 +35,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
 pub use error::{FsError, FsResult};
-pub use file::{OpenReply, ReadData};
+pub use file::{OpenReply, ReadData, WriteNow};
 pub use inode::ROOT_INO;
 pub use lookup::DirEntry;
 pub use meta::{Attr, AttrDefaults, FileKind};

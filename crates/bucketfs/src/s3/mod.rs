@@ -9,6 +9,9 @@
 //!   counted in [`S3Stats`] (see `transport` for the algorithm);
 //! - a connect timeout, a per-read timeout (a stalled body fails instead of
 //!   hanging) and a per-request timeout that grows with the upload size;
+//! - over plain HTTP, UploadPart bodies from a staged file go out with
+//!   sendfile(2) on connections of their own (`sendfile`), never through
+//!   a buffer of this process;
 //! - GET bodies are read as a stream into one buffer of the announced size,
 //!   and a body shorter than `Content-Length` is a `TruncatedBody` error
 //!   (retried), never a short read handed to the filesystem.

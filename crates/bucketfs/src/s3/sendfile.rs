@@ -338,6 +338,22 @@ mod tests {
         f
     }
 
+    /// `pool.put` of `len` bytes of `file` from `offset` to `addr`.
+    fn put_range(
+        pool: &ConnPool,
+        addr: &str,
+        path: &str,
+        file: &File,
+        offset: u64,
+        len: u64,
+    ) -> Result<FileResponse, ObjectClientError> {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert("host", addr.parse().expect("host value"));
+        let range = FileRange { file, offset, len };
+        let secs = Duration::from_secs(5);
+        pool.put(addr, path, &headers, range, secs, secs)
+    }
+
     #[test]
     fn sends_the_range_and_reads_etag_and_keeps_the_connection() {
         let (addr, server) = serve_once(
@@ -345,24 +361,8 @@ mod tests {
             4,
         );
         let file = staged(b"0123456789");
-        let mut headers = reqwest::header::HeaderMap::new();
-        headers.insert("host", addr.parse().expect("value"));
         let pool = ConnPool::default();
-        let range = FileRange {
-            file: &file,
-            offset: 3,
-            len: 4,
-        };
-        let r = pool
-            .put(
-                &addr,
-                "/b/k?partNumber=1",
-                &headers,
-                range,
-                Duration::from_secs(5),
-                Duration::from_secs(5),
-            )
-            .expect("put");
+        let r = put_range(&pool, &addr, "/b/k?partNumber=1", &file, 3, 4).expect("put");
         assert_eq!((r.status, r.etag.as_deref()), (200, Some("\"abc\"")));
         let request = String::from_utf8(server.join().expect("server")).expect("utf8");
         assert!(
@@ -382,23 +382,8 @@ mod tests {
         let reply = b"HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 60\r\n\r\n<Error><Code>NoSuchUpload</Code><Message>x</Message></Error>";
         let (addr, server) = serve_once(reply, 2);
         let file = staged(b"ab");
-        let headers = reqwest::header::HeaderMap::new();
         let pool = ConnPool::default();
-        let range = FileRange {
-            file: &file,
-            offset: 0,
-            len: 2,
-        };
-        let r = pool
-            .put(
-                &addr,
-                "/b/k",
-                &headers,
-                range,
-                Duration::from_secs(5),
-                Duration::from_secs(5),
-            )
-            .expect("put");
+        let r = put_range(&pool, &addr, "/b/k", &file, 0, 2).expect("put");
         assert_eq!(r.status, 404);
         assert!(String::from_utf8_lossy(&r.body).contains("<Code>NoSuchUpload</Code>"));
         server.join().expect("server");
@@ -411,22 +396,8 @@ mod tests {
         let addr = listener.local_addr().expect("addr").to_string();
         let _server = std::thread::spawn(move || listener.accept().map(|(s, _)| s));
         let file = staged(b"short");
-        let headers = reqwest::header::HeaderMap::new();
-        let range = FileRange {
-            file: &file,
-            offset: 0,
-            len: 100,
-        };
-        let e = ConnPool::default()
-            .put(
-                &addr,
-                "/b/k",
-                &headers,
-                range,
-                Duration::from_secs(5),
-                Duration::from_secs(5),
-            )
-            .expect_err("short file");
+        let e =
+            put_range(&ConnPool::default(), &addr, "/b/k", &file, 0, 100).expect_err("short file");
         assert!(matches!(e, ObjectClientError::LocalRead { .. }), "{e:?}");
     }
 }
