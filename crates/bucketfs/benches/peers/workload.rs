@@ -62,13 +62,22 @@ pub fn seq_data(s: &Sizes) -> Bytes {
 
 /// Right before a timed sequential write: flushes the host's dirty pages
 /// (what `prepare` and earlier systems wrote) so their writeback does not
-/// land in this system's timing, then lets garage's own background work
-/// settle. Without it the first system measured got an idle disk and every
-/// later one a busy one (raw ran first: 338 vs bucketfs 196 MiB/s in one
-/// run, where `dd` onto a fresh mount on an idle host did 300 MiB/s).
+/// land in this system's timing, drops the clean page cache, then lets
+/// garage's own background work settle. Without the sync the first system
+/// measured got an idle disk and every later one a busy one (raw ran
+/// first: 338 vs bucketfs 196 MiB/s in one run, where `dd` onto a fresh
+/// mount on an idle host did 300 MiB/s). Without dropping the cache, a
+/// full run fills the host's memory with garage's data by the later
+/// rounds (2 GiB free of 24), and from then on every page a system
+/// allocates is reclaimed first: a cost that grows with the round and
+/// falls hardest on the systems that stage data (bucketfs's ratio to raw
+/// fell from 89 % in round 1 to 83 % in round 3).
 pub fn settle() {
     // SAFETY: sync(2) takes no arguments and cannot fail.
     unsafe { libc::sync() };
+    if let Err(e) = std::fs::write("/proc/sys/vm/drop_caches", "3") {
+        eprintln!("could not drop the page cache: {e}");
+    }
     std::thread::sleep(Duration::from_secs(1));
 }
 

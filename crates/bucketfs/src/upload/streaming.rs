@@ -5,13 +5,14 @@
 //! truncated) file is written, every block that is complete (the file has
 //! grown past its end) is sent at once as its part of a multipart upload
 //! started for the purpose, with at most `concurrency` parts in flight (a
-//! writer that gets ahead waits, which bounds memory). Each sent part
-//! remembers the block generation it was read at; at close, parts whose
-//! block changed since (a rewrite, a truncate) are sent again, the rest are
-//! reused, and the upload is completed, so the object still appears only
-//! whole, at close. If anything about the stream goes wrong (a part fails,
-//! the metadata or key changed), the stream is aborted and the close
-//! uploads the file the ordinary way.
+//! writer that gets ahead waits, so staging never runs far ahead of the
+//! upload and parts read into memory, for TLS endpoints, stay bounded).
+//! Each sent part remembers the block generation it was read at; at close,
+//! parts whose block changed since (a rewrite, a truncate) are sent again,
+//! the rest are reused, and the upload is completed, so the object still
+//! appears only whole, at close. If anything about the stream goes wrong
+//! (a part fails, the metadata or key changed), the stream is aborted and
+//! the close uploads the file the ordinary way.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
