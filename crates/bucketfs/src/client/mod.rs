@@ -464,18 +464,15 @@ impl<C: ObjectClient> ObjectClient for Arc<C> {
 
 /// `len` bytes of `file` from `offset`, read on the blocking pool.
 pub async fn read_file_range(file: Arc<File>, offset: u64, len: u64) -> ClientResult<Bytes> {
-    let read = tokio::task::spawn_blocking(move || {
+    tokio::task::spawn_blocking(move || {
         let mut buf = vec![0u8; len as usize];
         std::os::unix::fs::FileExt::read_exact_at(&*file, &mut buf, offset).map(|()| buf)
     })
-    .await;
-    match read {
-        Ok(Ok(buf)) => Ok(Bytes::from(buf)),
-        Ok(Err(e)) => Err(ObjectClientError::LocalRead {
-            message: e.to_string(),
-        }),
-        Err(e) => Err(ObjectClientError::LocalRead {
-            message: e.to_string(),
-        }),
-    }
+    .await
+    .map_err(std::io::Error::other)
+    .and_then(|read| read)
+    .map(Bytes::from)
+    .map_err(|e| ObjectClientError::LocalRead {
+        message: e.to_string(),
+    })
 }

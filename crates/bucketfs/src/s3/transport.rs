@@ -1,8 +1,9 @@
 //! One S3 request on the wire: the URL (path-style or virtual-hosted, keys
 //! percent-encoded the way SigV4 canonicalises them), the SigV4 signature
 //! (by `aws-sigv4`, never by hand; skipped for unsigned requests), the send
-//! through a pooled `reqwest` client, and the retry loop around a whole
-//! operation.
+//! through a pooled `reqwest` client (or, for an UploadPart from a staged
+//! file over plain HTTP, through `super::sendfile`), and the retry loop
+//! around a whole operation.
 //!
 //! Retry: an operation (request *and* reading its body) is retried while it
 //! fails with a transient error (`ObjectClientError::is_transient`: 5xx,
@@ -12,6 +13,7 @@
 //! clients hitting a throttled server spread out. Bodies are `Bytes`, so a
 //! retry resends the same bytes without copying.
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use aws_sigv4::http_request::{
@@ -23,8 +25,6 @@ use bytes::Bytes;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::Method;
-
-use std::sync::Arc;
 
 use crate::client::{ETag, ObjectClientError};
 
@@ -81,9 +81,7 @@ impl Endpoint {
             authority,
         })
     }
-}
 
-impl Endpoint {
     /// Whether requests go over plain HTTP (no TLS), where UploadPart
     /// bodies can be sent with sendfile(2).
     pub(super) fn is_plain_http(&self) -> bool {
